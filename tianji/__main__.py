@@ -1,0 +1,3 @@
+from tianji.cli import main
+
+raise SystemExit(main())

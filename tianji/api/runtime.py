@@ -1,0 +1,50 @@
+"""What handlers share at run time: the compiled gateway and the live clients.
+
+Built with the app; the upstream transport is opened in the app's startup hook
+(on the serving event loop) and closed on shutdown. `tianji check` builds the
+app without starting it, so it opens nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from tianji.compile.model import CompiledGateway
+from tianji.guards.auth import Authenticator
+from tianji.router import Router
+from tianji.upstream.mock import MockTransport
+from tianji.upstream.types import Transport
+
+__all__ = ["Runtime"]
+
+
+@dataclass
+class Runtime:
+    gateway: CompiledGateway
+    auth: Authenticator
+    router: Router
+    # Operation -> every OpenAI param of that operation (the unsupported-param rule).
+    openai_params: Mapping[str, frozenset[str]]
+    http: Transport | None = None
+    mock: Transport = field(default_factory=MockTransport)
+    started_at: float = field(default_factory=time.time)
+
+    def transport_for(self, url: str) -> Transport:
+        if url.startswith("mock:"):
+            return self.mock
+        if self.http is None:
+            raise RuntimeError("the upstream transport is not open (app not started)")
+        return self.http
+
+    async def start(self) -> None:
+        from tianji.upstream import HttpTransport
+
+        if self.http is None:
+            self.http = HttpTransport()
+
+    async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.aclose()
+            self.http = None

@@ -1,0 +1,1 @@
+"""Link, plan and build: YAML specs -> CompiledGateway -> Litestar app (see pipeline.py)."""

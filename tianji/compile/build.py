@@ -1,0 +1,68 @@
+"""Build: the compiled gateway as a Litestar application.
+
+One handler per route plan, made by the operation's endpoint factory, with the
+route's auth class and body limit. Nothing here opens a socket: the runtime's
+startup hook does, when a server starts the app.
+"""
+
+from typing import Any
+
+from litestar import Litestar, Request, Response, route
+from litestar.handlers import HTTPRouteHandler
+from litestar.response import Stream
+
+from tianji.api import OPERATIONS
+from tianji.api.errors import EXCEPTION_HANDLERS
+from tianji.api.runtime import Runtime
+from tianji.compile.model import CompiledGateway, RoutePlan
+from tianji.guards.auth import Authenticator
+
+__all__ = ["build_app", "litestar_path"]
+
+
+def litestar_path(path: str) -> str:
+    """`/engines/{model}/x` -> `/engines/{model:str}/x` (Litestar wants typed parameters)."""
+    parts = []
+    for part in path.split("/"):
+        if part.startswith("{") and part.endswith("}") and ":" not in part:
+            part = part[:-1] + ":str}"
+        parts.append(part)
+    return "/".join(parts) or "/"
+
+
+def _endpoint(plan: RoutePlan, runtime: Runtime) -> Any:
+    inner = OPERATIONS[plan.operation](plan, runtime)
+    if plan.auth == "public":
+        return inner
+    auth: Authenticator = runtime.auth
+
+    async def endpoint(request: Request[Any, Any, Any]) -> Response[bytes] | Stream:
+        auth.authenticate(request.headers.items())
+        result: Response[bytes] | Stream = await inner(request)
+        return result
+
+    return endpoint
+
+
+def _handler(plan: RoutePlan, runtime: Runtime) -> HTTPRouteHandler:
+    return route(
+        path=litestar_path(plan.path),
+        http_method=list(plan.methods),
+        status_code=200,
+        request_max_body_size=plan.body_limit_bytes,
+        name=f"{plan.route_id}{plan.path}:{','.join(plan.methods)}",
+        opt={"plan": plan},
+        summary=plan.summary or None,
+        signature_namespace={"Request": Request, "Response": Response, "Stream": Stream},
+    )(_endpoint(plan, runtime))
+
+
+def build_app(gateway: CompiledGateway, runtime: Runtime) -> Litestar:
+    return Litestar(
+        route_handlers=[_handler(plan, runtime) for plan in gateway.routes],
+        exception_handlers=EXCEPTION_HANDLERS,
+        on_startup=[runtime.start],
+        on_shutdown=[runtime.stop],
+        openapi_config=None,
+        debug=False,
+    )

@@ -1,0 +1,1 @@
+"""Request guards: who is calling (auth) and, later, limits and budgets."""
