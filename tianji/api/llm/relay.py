@@ -47,13 +47,21 @@ async def relay(runtime: Runtime, call: Call, headers: dict[str, str]) -> Respon
         finally:
             await upstream.aclose()
         if upstream.status >= 400:
-            raise adapter.error_from_status(call, upstream.status, dict(upstream.headers), body)
+            error = adapter.error_from_status(call, upstream.status, dict(upstream.headers), body)
+            raise _redacted(error, deployment.api_key)
         return _whole(adapter.translate_response(call, body), body, upstream, headers)
     translator = adapter.stream_translator(call)
     content_type = upstream.header("content-type") or "text/event-stream"
     is_sse = translator is not None or content_type.startswith("text/event-stream")
     chunks = _relay_stream(upstream, translator, check_done=is_sse)
     return Stream(chunks, media_type=content_type, headers={**SSE_HEADERS, **headers})
+
+
+def _redacted(error: TianjiError, secret: str | None) -> TianjiError:
+    """Providers echo the key they were given in auth errors; never pass it on."""
+    if secret and secret in error.message:
+        error.message = error.message.replace(secret, "***")
+    return error
 
 
 def _whole(

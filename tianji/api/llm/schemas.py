@@ -43,12 +43,12 @@ class ChatRequest(_Lenient, kw_only=True):
 
 
 class CompletionRequest(_Lenient, kw_only=True):
-    prompt: str | list[str] | list[int] | list[list[int]]
+    prompt: str | list[str | int | list[int]]
     max_tokens: int | None = None
 
 
 class EmbeddingRequest(_Lenient, kw_only=True):
-    input: str | list[str] | list[int] | list[list[int]]
+    input: str | list[str | int | list[int]]
     dimensions: int | None = None
     encoding_format: Literal["float", "base64"] | None = None
 
