@@ -58,7 +58,7 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[byt
     return error_response(InternalError("Internal server error."))
 
 
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     TianjiError: _tianji,
     HTTPException: _litestar,
     Exception: _unexpected,

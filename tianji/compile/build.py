@@ -7,7 +7,7 @@ startup hook does, when a server starts the app.
 
 from typing import Any
 
-from litestar import Litestar, Request, Response, route
+from litestar import HttpMethod, Litestar, Request, Response, route
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Stream
 
@@ -47,7 +47,7 @@ def _endpoint(plan: RoutePlan, runtime: Runtime) -> Any:
 def _handler(plan: RoutePlan, runtime: Runtime) -> HTTPRouteHandler:
     return route(
         path=litestar_path(plan.path),
-        http_method=list(plan.methods),
+        http_method=[HttpMethod(m) for m in plan.methods],
         status_code=200,
         request_max_body_size=plan.body_limit_bytes,
         name=f"{plan.route_id}{plan.path}:{','.join(plan.methods)}",

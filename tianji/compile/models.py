@@ -12,7 +12,7 @@ import msgspec
 
 from tianji.compile.model import Deployment, ModelGroup, ModelTable, ProviderKind
 from tianji.spec.config import REQUEST_DEFAULT_FIELDS, ConfigSpec, ModelEntry, ModelParams
-from tianji.spec.source import Located, Problem, format_path
+from tianji.spec.source import Located, Problem, Severity, format_path
 from tianji.upstream.types import Timeouts
 
 __all__ = ["plan_models"]
@@ -33,7 +33,7 @@ class _Context:
     def report(self, path: tuple[str | int, ...], message: str, *, error: bool = True) -> None:
         file = self.doc.file if self.doc else "<config>"
         line = self.doc.line(path) if self.doc else 0
-        severity = "error" if error else "warning"
+        severity: Severity = "error" if error else "warning"
         self.problems.append(Problem(file, line, format_path(path), message, severity))
 
 

@@ -104,7 +104,7 @@ def compile_specs(specs: Specs, *, strict_env: bool) -> tuple[CompiledGateway, l
 
 def _settings(config: ConfigSpec) -> GatewaySettings:
     general = config.general_settings
-    headers = DEFAULT_KEY_HEADERS
+    headers: tuple[str, ...] = DEFAULT_KEY_HEADERS
     if general.litellm_key_header_name:
         headers = (general.litellm_key_header_name.lower(), *headers)
     defaults = {

@@ -149,11 +149,13 @@ def _shape(path: str) -> str:
 
 
 def _where(plan: RoutePlan, spec: RoutesSpec) -> tuple[str | int, ...]:
-    if plan.alias_of is not None:
-        for i, alias in enumerate(spec.aliases):
-            if plan.path.endswith(alias.path) and alias.target == plan.alias_of:
-                return ("aliases", i)
     # The last declaration with that id and path: the one that came second.
+    if plan.alias_of is not None:
+        aliases = [
+            i for i, alias in enumerate(spec.aliases)
+            if plan.path.endswith(alias.path) and alias.target == plan.alias_of
+        ]
+        return ("aliases", aliases[-1]) if aliases else ("aliases",)
     matches = [
         i
         for i, route in enumerate(spec.routes)

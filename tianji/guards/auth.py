@@ -56,14 +56,15 @@ def extract_key(headers: Iterable[tuple[str, str]], names: tuple[str, ...]) -> s
         if name in names and name not in found:
             found[name] = value
     for name in names:
-        value = found.get(name)
-        if not value:
+        raw = found.get(name)
+        if not raw:
             continue
+        key = raw.strip()
         if name == "authorization":
-            scheme, _, token = value.partition(" ")
-            value = token.strip() if scheme.lower() == "bearer" else value.strip()
-        if value:
-            return value
+            scheme, _, token = key.partition(" ")
+            key = token.strip() if scheme.lower() == "bearer" else key
+        if key:
+            return key
     return None
 
 

@@ -44,7 +44,7 @@ class Route(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
 class Alias(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     path: str
     target: str
-    # Default: the target's methods and mount.
+    # Default: the target's methods; mounted bare (`root`) unless `mount` says otherwise.
     methods: list[Method] | None = None
     mount: str | None = None
     summary: str = ""
