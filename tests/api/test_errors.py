@@ -30,7 +30,9 @@ def _post(gateway: Gateway, body: object = CHAT, **kw: object) -> httpx.Response
     content = kw.pop("content", None)
     if content is None:
         return httpx.post(gateway.v1 + "/chat/completions", json=body, headers=headers, timeout=10)
-    return httpx.post(gateway.v1 + "/chat/completions", content=content, headers=headers, timeout=10)
+    return httpx.post(
+        gateway.v1 + "/chat/completions", content=content, headers=headers, timeout=10
+    )
 
 
 def test_malformed_json(gateway: Gateway) -> None:
@@ -49,18 +51,26 @@ def test_body_must_be_an_object(gateway: Gateway) -> None:
     [
         ({"model": "gpt-4o-mini"}, None),  # messages missing
         ({"model": "gpt-4o-mini", "messages": "hi"}, "messages"),
-        ({"model": "gpt-4o-mini", "messages": [{"role": "robot", "content": "x"}]},
-         "messages[0].role"),
-        ({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": 5}]},
-         "messages[0].content"),
+        (
+            {"model": "gpt-4o-mini", "messages": [{"role": "robot", "content": "x"}]},
+            "messages[0].role",
+        ),
+        (
+            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": 5}]},
+            "messages[0].content",
+        ),
         ({"model": 42, "messages": []}, "model"),
         ({"model": "gpt-4o-mini", "messages": [], "stream": "yes"}, "stream"),
     ],
 )
-def test_wrong_types_name_the_field(gateway: Gateway, body: dict[str, object], param: str | None) -> None:
+def test_wrong_types_name_the_field(
+    gateway: Gateway, body: dict[str, object], param: str | None
+) -> None:
     error = _error(_post(gateway, body), 400)
     assert error["param"] == param
-    assert ("messages" in str(error["message"])) if param is None else (param in str(error["message"]))
+    assert (
+        ("messages" in str(error["message"])) if param is None else (param in str(error["message"]))
+    )
 
 
 def test_unknown_model_names_what_exists(gateway: Gateway, upstream: FakeUpstream) -> None:
@@ -74,7 +84,9 @@ def test_unknown_model_names_what_exists(gateway: Gateway, upstream: FakeUpstrea
     "headers",
     [{}, {"authorization": "Bearer wrong"}, {"authorization": "Basic abc"}, {"x-api-key": "nope"}],
 )
-def test_missing_or_invalid_key(gateway: Gateway, upstream: FakeUpstream, headers: dict[str, str]) -> None:
+def test_missing_or_invalid_key(
+    gateway: Gateway, upstream: FakeUpstream, headers: dict[str, str]
+) -> None:
     error = _error(_post(gateway, headers=headers), 401)
     assert error["type"] == "authentication_error"
     assert "wrong" not in str(error["message"]) and "nope" not in str(error["message"])
@@ -104,9 +116,18 @@ def test_unknown_route_and_method(gateway: Gateway) -> None:
 
 
 def test_upstream_4xx_is_passed_on(gateway: Gateway, upstream: FakeUpstream) -> None:
-    upstream.behave("status", status=429, headers={"retry-after": "7"}, json={
-        "error": {"message": "slow down", "type": "rate_limit_error", "code": "rate_limit_exceeded"}
-    })
+    upstream.behave(
+        "status",
+        status=429,
+        headers={"retry-after": "7"},
+        json={
+            "error": {
+                "message": "slow down",
+                "type": "rate_limit_error",
+                "code": "rate_limit_exceeded",
+            }
+        },
+    )
     response = _post(gateway)
     error = _error(response, 429)
     assert "slow down" in str(error["message"])
@@ -157,7 +178,7 @@ general_settings: {{master_key: {MASTER_KEY}}}
     with running_gateway(config, tmp_path) as gw:
         error = _error(_post(gw), 502)
         assert error["type"] == "api_connection_error"
-        assert "k" != error["message"]
+        assert error["message"] != "k"
 
 
 def test_no_traceback_or_secret_in_errors(gateway: Gateway, upstream: FakeUpstream) -> None:

@@ -35,7 +35,9 @@ def test_sync_plain(gateway: Gateway, upstream: FakeUpstream, suffix: str) -> No
 def test_sync_stream(gateway: Gateway, upstream: FakeUpstream, suffix: str) -> None:
     client = openai.OpenAI(base_url=gateway.url + suffix, api_key=MASTER_KEY, max_retries=0)
     stream = client.chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES, stream=True,
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        stream=True,
         stream_options={"include_usage": True},
     )
     chunks = list(stream)
@@ -46,12 +48,15 @@ def test_sync_stream(gateway: Gateway, upstream: FakeUpstream, suffix: str) -> N
 
 
 @pytest.mark.parametrize("suffix", ["/v1", ""])
-async def test_async_plain_and_stream(gateway: Gateway, upstream: FakeUpstream, suffix: str) -> None:
+async def test_async_plain_and_stream(
+    gateway: Gateway, upstream: FakeUpstream, suffix: str
+) -> None:
     client = openai.AsyncOpenAI(base_url=gateway.url + suffix, api_key=MASTER_KEY, max_retries=0)
     reply = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert reply.choices[0].message.content == "echo: hello gateway"
-    stream = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
-                                                  stream=True)
+    stream = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True
+    )
     text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
     assert text == "echo: hello gateway"
     await client.close()
@@ -73,8 +78,9 @@ def test_azure_client_against_deployment_paths(
             azure_endpoint=gateway.url, api_key=MASTER_KEY, api_version="2024-10-21", max_retries=0
         )
     else:
-        client = openai.OpenAI(base_url=f"{gateway.url}/engines/gpt-4o-mini", api_key=MASTER_KEY,
-                               max_retries=0)
+        client = openai.OpenAI(
+            base_url=f"{gateway.url}/engines/gpt-4o-mini", api_key=MASTER_KEY, max_retries=0
+        )
     # The path names the model; the body's model (if any) is overridden by it.
     reply = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert reply.choices[0].message.content == "echo: hello gateway"
@@ -86,14 +92,15 @@ def test_azure_client_against_deployment_paths(
 
 
 def test_azure_embeddings_path(gateway: Gateway, upstream: FakeUpstream) -> None:
-    client = openai.AzureOpenAI(azure_endpoint=gateway.url, api_key=MASTER_KEY,
-                                api_version="2024-10-21", max_retries=0)
+    client = openai.AzureOpenAI(
+        azure_endpoint=gateway.url, api_key=MASTER_KEY, api_version="2024-10-21", max_retries=0
+    )
     result = client.embeddings.create(model="gpt-4o-mini", input=["a", "b"])
     assert len(result.data) == 2
     assert upstream.last_request is not None and upstream.last_request.path.endswith("/embeddings")
 
 
-def test_other_operations(gateway: Gateway, upstream: FakeUpstream, tmp_path) -> None:  # noqa: ANN001
+def test_other_operations(gateway: Gateway, upstream: FakeUpstream, tmp_path) -> None:
     client = openai.OpenAI(base_url=gateway.v1, api_key=MASTER_KEY, max_retries=0)
     emb = client.embeddings.create(model="gpt-4o-mini", input="some text")
     assert len(emb.data[0].embedding) == 8

@@ -17,22 +17,26 @@ pytestmark = pytest.mark.timeout(30)
 def test_new_provider_is_one_yaml_entry(upstream: FakeUpstream, tmp_path: Path) -> None:
     providers = tmp_path / "providers.yaml"
     shipped = (default_spec_dir() / "providers.yaml").read_text()
-    providers.write_text(shipped + f"""
+    providers.write_text(
+        shipped
+        + f"""
   acme:
     title: ACME Inference
     base_url: {upstream.base_url}
     key_env: [ACME_API_KEY]
     headers: {{X-Acme-Client: tianji}}
     operations: [chat, embeddings]
-""")
+"""
+    )
     config = f"""
 model_list:
   - model_name: acme-large
     litellm_params: {{model: acme/large-v2}}
 general_settings: {{master_key: {MASTER_KEY}}}
 """
-    with running_gateway(config, tmp_path, providers=providers,
-                         env={"ACME_API_KEY": "acme-secret"}) as gw:
+    with running_gateway(
+        config, tmp_path, providers=providers, env={"ACME_API_KEY": "acme-secret"}
+    ) as gw:
         client = openai.OpenAI(base_url=gw.v1, api_key=MASTER_KEY, max_retries=0)
         reply = client.chat.completions.create(
             model="acme-large", messages=[{"role": "user", "content": "ping"}]

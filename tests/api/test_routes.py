@@ -29,11 +29,14 @@ MULTIPART = {"transcription", "image_edit", "image_variation"}
 
 
 def _request(client: httpx.Client, method: str, path: str, operation: str) -> httpx.Response:
-    url = re.sub(r"\{(\w+)\}", lambda m: "gpt-4o-mini" if m[1] in ("model", "model_id") else "id-1", path)
+    url = re.sub(
+        r"\{(\w+)\}", lambda m: "gpt-4o-mini" if m[1] in ("model", "model_id") else "id-1", path
+    )
     if operation in MULTIPART:
         files = {"file": ("a.png", b"\x89PNG....", "image/png")}
-        return client.request(method, url, headers=AUTH, data={"model": "gpt-4o-mini",
-                                                                 "prompt": "x"}, files=files)
+        return client.request(
+            method, url, headers=AUTH, data={"model": "gpt-4o-mini", "prompt": "x"}, files=files
+        )
     if operation == "supported_openai_params":
         return client.request(method, url, headers=AUTH, params={"model": "gpt-4o-mini"})
     body = BODIES.get(operation)
@@ -52,7 +55,9 @@ def test_every_declared_route_answers(gateway: Gateway, upstream: FakeUpstream) 
             for method in plan.methods:
                 response = _request(client, method, plan.path, plan.operation)
                 if response.status_code != 200:
-                    failures.append(f"{method} {plan.path}: {response.status_code} {response.text[:200]}")
+                    failures.append(
+                        f"{method} {plan.path}: {response.status_code} {response.text[:200]}"
+                    )
             prefixes_seen.add(plan.path.startswith("/v1/"))
     assert failures == [], "\n".join(failures)
     assert prefixes_seen == {True, False}
@@ -64,12 +69,15 @@ def test_llm_routes_are_mounted_under_both_prefixes(gateway: Gateway) -> None:
     assert llm
     for plan in llm:
         for method in plan.methods:
-            assert (method, plan.path[len("/v1"):]) in served
+            assert (method, plan.path[len("/v1") :]) in served
 
 
 def test_forward_route_relays_path_query_and_body(gateway: Gateway, upstream: FakeUpstream) -> None:
-    response = httpx.post(gateway.v1 + "/threads/th_1/messages?limit=3", headers=AUTH,
-                          json={"role": "user", "content": "x"})
+    response = httpx.post(
+        gateway.v1 + "/threads/th_1/messages?limit=3",
+        headers=AUTH,
+        json={"role": "user", "content": "x"},
+    )
     assert response.status_code == 200
     seen = upstream.last_request
     assert seen is not None

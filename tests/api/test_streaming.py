@@ -15,12 +15,15 @@ from tests.support.fake_upstream import FakeUpstream
 pytestmark = pytest.mark.timeout(30)
 
 AUTH = {"authorization": f"Bearer {MASTER_KEY}"}
-STREAM = {"model": "gpt-4o-mini", "stream": True,
-          "messages": [{"role": "user", "content": "one two three four"}]}
+STREAM = {
+    "model": "gpt-4o-mini",
+    "stream": True,
+    "messages": [{"role": "user", "content": "one two three four"}],
+}
 
 
 def _frames(text: str) -> list[str]:
-    return [f[len("data: "):] for f in text.split("\n\n") if f.startswith("data: ")]
+    return [f[len("data: ") :] for f in text.split("\n\n") if f.startswith("data: ")]
 
 
 def test_stream_headers_and_frames(gateway: Gateway) -> None:
@@ -61,7 +64,9 @@ def test_upstream_closes_mid_stream(gateway: Gateway, upstream: FakeUpstream) ->
     assert "[DONE]" not in response.text
 
 
-def test_upstream_stalls_longer_than_stream_timeout(gateway: Gateway, upstream: FakeUpstream) -> None:
+def test_upstream_stalls_longer_than_stream_timeout(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
     upstream.behave("stall_stream", n=1)
     started = time.monotonic()
     response = httpx.post(gateway.v1 + "/chat/completions", json=STREAM, headers=AUTH, timeout=10)
@@ -85,8 +90,9 @@ def test_upstream_error_status_before_stream_is_a_json_error(
 def test_sdk_sees_error_event_as_an_error(gateway: Gateway, upstream: FakeUpstream) -> None:
     upstream.behave("close_mid_stream", n=2)
     client = openai.OpenAI(base_url=gateway.v1, api_key=MASTER_KEY, max_retries=0)
-    stream = client.chat.completions.create(model="gpt-4o-mini", messages=STREAM["messages"],
-                                            stream=True)
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=STREAM["messages"], stream=True
+    )
     with pytest.raises(openai.APIError):
         list(stream)
 
