@@ -43,8 +43,9 @@ def running_gateway(
     """Compile `config_text` and serve it on a free loopback port until the block ends."""
     config = tmp_path / "config.yaml"
     config.write_text(config_text)
-    built, problems = build(config, routes=routes, providers=providers,
-                            env={**os.environ, **(env or {})})
+    built, problems = build(
+        config, routes=routes, providers=providers, env={**os.environ, **(env or {})}
+    )
     assert built is not None, "\n".join(p.render() for p in problems)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
