@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tianji.errors import AuthenticationFailed
@@ -29,19 +31,19 @@ def test_extract_key(headers: list[tuple[str, str]], expected: str | None) -> No
 
 def test_master_key() -> None:
     auth = MasterKeyAuthenticator("sk-master", DEFAULT_KEY_HEADERS)
-    assert auth.authenticate([("authorization", "Bearer sk-master")]).is_master
+    assert asyncio.run(auth.authenticate([("authorization", "Bearer sk-master")])).is_master
     with pytest.raises(AuthenticationFailed) as info:
-        auth.authenticate([("authorization", "Bearer sk-maste")])
+        asyncio.run(auth.authenticate([("authorization", "Bearer sk-maste")]))
     assert "sk-maste" not in info.value.message
     with pytest.raises(AuthenticationFailed):
-        auth.authenticate([])
+        asyncio.run(auth.authenticate([]))
 
 
 def test_custom_header_name() -> None:
     auth = MasterKeyAuthenticator("sk-master", ("x-my-key", *DEFAULT_KEY_HEADERS))
-    assert auth.authenticate([("x-my-key", "sk-master")]).is_master
+    assert asyncio.run(auth.authenticate([("x-my-key", "sk-master")])).is_master
 
 
 def test_no_master_key_means_open() -> None:
-    identity = MasterKeyAuthenticator(None, DEFAULT_KEY_HEADERS).authenticate([])
+    identity = asyncio.run(MasterKeyAuthenticator(None, DEFAULT_KEY_HEADERS).authenticate([]))
     assert identity.role == "anonymous" and not identity.is_master

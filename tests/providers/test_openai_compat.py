@@ -12,7 +12,7 @@ import pytest
 from tianji.compile.model import Deployment
 from tianji.compile.pipeline import build
 from tianji.errors import UnsupportedParams
-from tianji.providers import ADAPTERS, Call
+from tianji.providers import Call, adapter_for
 from tianji.upstream.mock import MockTransport
 from tianji.upstream.types import Timeouts
 
@@ -33,7 +33,7 @@ def _call(deployment: Deployment, body: dict[str, Any], **kw: Any) -> Call:
 
 def test_defaults_and_model(tmp_path: Path) -> None:
     d = _deployment(tmp_path, "{model: openai/gpt-x, api_key: k, temperature: 0.2, max_tokens: 9}")
-    request = ADAPTERS["openai_compat"].build_request(
+    request = adapter_for("openai_compat").build_request(
         _call(d, {"model": "m", "temperature": 1, "messages": [], "top_k": 3})
     )
     sent = msgspec.json.decode(request.body)
@@ -56,7 +56,7 @@ def _narrow_providers(tmp_path: Path) -> Path:
 
 def test_unsupported_param_is_rejected_or_dropped(tmp_path: Path) -> None:
     d = _deployment(tmp_path, "{model: narrow/a, api_key: k}", _narrow_providers(tmp_path))
-    adapter = ADAPTERS["openai_compat"]
+    adapter = adapter_for("openai_compat")
     with pytest.raises(UnsupportedParams) as info:
         adapter.build_request(_call(d, {"messages": [], "logit_bias": {}}))
     assert info.value.param == "logit_bias" and info.value.status == 400
@@ -66,7 +66,7 @@ def test_unsupported_param_is_rejected_or_dropped(tmp_path: Path) -> None:
 
 def test_param_renames(tmp_path: Path) -> None:
     d = _deployment(tmp_path, "{model: narrow/a, api_key: k}", _narrow_providers(tmp_path))
-    request = ADAPTERS["openai_compat"].build_request(
+    request = adapter_for("openai_compat").build_request(
         _call(d, {"messages": [], "max_completion_tokens": 5})
     )
     assert msgspec.json.decode(request.body)["max_tokens"] == 5
@@ -91,7 +91,7 @@ def test_azure_urls(tmp_path: Path, version: str | None, url: str) -> None:
     d = _deployment(
         tmp_path, f"{{model: azure/dep-1, api_base: 'https://r.example/', api_key: az{extra}}}"
     )
-    request = ADAPTERS["azure"].build_request(_call(d, {"messages": []}))
+    request = adapter_for("azure").build_request(_call(d, {"messages": []}))
     assert request.url == url
     assert ("api-key", "az") in request.headers
     assert not any(name == "authorization" for name, _ in request.headers)
@@ -99,7 +99,7 @@ def test_azure_urls(tmp_path: Path, version: str | None, url: str) -> None:
 
 def test_mock_fixed_reply_and_stream(tmp_path: Path) -> None:
     d = _deployment(tmp_path, "{model: mock/m, mock_response: 'fixed words here'}")
-    adapter = ADAPTERS["mock"]
+    adapter = adapter_for("mock")
 
     async def run(body: dict[str, Any]) -> bytes:
         response = await MockTransport().send(adapter.build_request(_call(d, body)), Timeouts())

@@ -1,7 +1,9 @@
 """Endpoint factories by operation name: `operation:` in routes.yaml picks one.
 
 A factory takes the route's plan and the runtime and returns an async handler
-`(request) -> response`; the build step mounts it on every path of the plan.
+`(request, identity) -> response`; the build step mounts it on every path of the
+plan, behind the route's auth. Each area (llm, native, passthrough, admin) keeps
+its own registry.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from tianji.api.admin import OPERATIONS as ADMIN_OPERATIONS
 from tianji.api.health import make_health, make_liveliness, make_readiness, make_route_list
 from tianji.api.llm.forward import make_forward_handler
 from tianji.api.llm.models import make_list_models, make_retrieve_model
 from tianji.api.llm.proxy import MULTIPART_OPERATIONS, make_model_handler
+from tianji.api.native import OPERATIONS as NATIVE_OPERATIONS
+from tianji.api.passthrough import OPERATIONS as PASSTHROUGH_OPERATIONS
 from tianji.api.runtime import Runtime
 from tianji.api.utils import make_supported_params, make_token_counter
 from tianji.compile.model import RoutePlan
@@ -48,5 +53,8 @@ OPERATIONS: Mapping[str, EndpointFactory] = MappingProxyType(
         "liveliness": make_liveliness,
         "readiness": make_readiness,
         "route_list": make_route_list,
+        **NATIVE_OPERATIONS,
+        **PASSTHROUGH_OPERATIONS,
+        **ADMIN_OPERATIONS,
     }
 )

@@ -10,6 +10,7 @@ from litestar import Request, Response
 from tianji import __version__
 from tianji.api.runtime import Runtime
 from tianji.compile.model import RoutePlan
+from tianji.guards.auth import Identity
 
 __all__ = ["make_health", "make_liveliness", "make_readiness", "make_route_list"]
 
@@ -19,14 +20,14 @@ def _json(data: Any, status: int = 200) -> Response[bytes]:
 
 
 def make_liveliness(plan: RoutePlan, runtime: Runtime) -> Any:
-    async def handler(request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def handler(request: Request[Any, Any, Any], identity: Identity) -> Response[bytes]:
         return _json("I'm alive!")
 
     return handler
 
 
 def make_readiness(plan: RoutePlan, runtime: Runtime) -> Any:
-    async def handler(request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def handler(request: Request[Any, Any, Any], identity: Identity) -> Response[bytes]:
         ready = runtime.http is not None
         return _json(
             {
@@ -46,7 +47,7 @@ def make_readiness(plan: RoutePlan, runtime: Runtime) -> Any:
 def make_health(plan: RoutePlan, runtime: Runtime) -> Any:
     """Lists the deployments (credentials removed). Active probing comes with the router."""
 
-    async def handler(request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def handler(request: Request[Any, Any, Any], identity: Identity) -> Response[bytes]:
         endpoints = [
             {
                 "model": d.group,
@@ -70,7 +71,7 @@ def make_health(plan: RoutePlan, runtime: Runtime) -> Any:
 
 
 def make_route_list(plan: RoutePlan, runtime: Runtime) -> Any:
-    async def handler(request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def handler(request: Request[Any, Any, Any], identity: Identity) -> Response[bytes]:
         routes = [
             {"path": r.path or "/", "methods": list(r.methods), "name": r.route_id}
             for r in runtime.gateway.routes

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tianji.compile.model import CompiledGateway
+from tianji.guards import AllowAll, CallGuard
 from tianji.guards.auth import Authenticator
 from tianji.router import Router
 from tianji.upstream.mock import MockTransport
@@ -27,6 +28,7 @@ class Runtime:
     router: Router
     # Operation -> every OpenAI param of that operation (the unsupported-param rule).
     openai_params: Mapping[str, frozenset[str]]
+    guard: CallGuard = field(default_factory=AllowAll)
     http: Transport | None = None
     mock: Transport = field(default_factory=MockTransport)
     started_at: float = field(default_factory=time.time)

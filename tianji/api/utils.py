@@ -13,6 +13,7 @@ from tianji.api.llm.proxy import resolve_model
 from tianji.api.runtime import Runtime
 from tianji.compile.model import RoutePlan
 from tianji.errors import InvalidRequest
+from tianji.guards.auth import Identity
 
 __all__ = ["make_supported_params", "make_token_counter"]
 
@@ -25,7 +26,7 @@ class TokenCounterRequest(msgspec.Struct, kw_only=True):
 
 
 def make_supported_params(plan: RoutePlan, runtime: Runtime) -> Any:
-    async def handler(request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def handler(request: Request[Any, Any, Any], identity: Identity) -> Response[bytes]:
         model = request.query_params.get("model")
         if not model:
             raise InvalidRequest("Query parameter 'model' is required.", param="model")
@@ -38,7 +39,7 @@ def make_supported_params(plan: RoutePlan, runtime: Runtime) -> Any:
 
 
 def make_token_counter(plan: RoutePlan, runtime: Runtime) -> Any:
-    async def handler(request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def handler(request: Request[Any, Any, Any], identity: Identity) -> Response[bytes]:
         body = decode_object(await request.body())
         validate(body, TokenCounterRequest)
         if body.get("messages") is None and body.get("prompt") is None:

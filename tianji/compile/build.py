@@ -15,7 +15,7 @@ from tianji.api import OPERATIONS
 from tianji.api.errors import EXCEPTION_HANDLERS
 from tianji.api.runtime import Runtime
 from tianji.compile.model import CompiledGateway, RoutePlan
-from tianji.guards.auth import Authenticator
+from tianji.guards.auth import Anonymous, Authenticator
 
 __all__ = ["build_app", "litestar_path"]
 
@@ -31,14 +31,17 @@ def litestar_path(path: str) -> str:
 
 
 def _endpoint(plan: RoutePlan, runtime: Runtime) -> Any:
+    """The operation's handler behind the route's auth: it gets the caller's Identity."""
     inner = OPERATIONS[plan.operation](plan, runtime)
-    if plan.auth == "public":
-        return inner
     auth: Authenticator = runtime.auth
+    public = plan.auth == "public"
 
     async def endpoint(request: Request[Any, Any, Any]) -> Response[bytes] | Stream:
-        auth.authenticate(request.headers.items())
-        result: Response[bytes] | Stream = await inner(request)
+        if public:
+            identity = Anonymous
+        else:
+            identity = await auth.authenticate(request.headers.items(), plan)
+        result: Response[bytes] | Stream = await inner(request, identity)
         return result
 
     return endpoint

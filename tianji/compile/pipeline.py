@@ -22,7 +22,7 @@ from tianji.compile.models import plan_models
 from tianji.compile.providers import plan_providers
 from tianji.compile.routes import plan_routes
 from tianji.guards.auth import DEFAULT_KEY_HEADERS, MasterKeyAuthenticator
-from tianji.providers import ADAPTERS
+from tianji.providers import ADAPTER_PATHS, adapter_for
 from tianji.router import Router
 from tianji.spec.config import ConfigSpec
 from tianji.spec.loader import Specs, default_spec_dir, load_specs
@@ -75,7 +75,9 @@ def build(
 def compile_specs(specs: Specs, *, strict_env: bool) -> tuple[CompiledGateway, list[Problem]]:
     settings = _settings(specs.config)
     problems: list[Problem] = []
-    providers, found = plan_providers(specs.providers, specs.providers_doc, adapters=ADAPTERS)
+    providers, found = plan_providers(
+        specs.providers, specs.providers_doc, adapters=ADAPTER_PATHS, load_adapter=adapter_for
+    )
     problems += found
     routes, found = plan_routes(
         specs.routes,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from types import MappingProxyType
 
 from tianji.compile.model import ProviderKind
@@ -16,14 +16,28 @@ PATHLESS_OPERATIONS = frozenset({"forward"})
 
 
 def plan_providers(
-    spec: ProvidersSpec, doc: Located, *, adapters: Collection[str]
+    spec: ProvidersSpec,
+    doc: Located,
+    *,
+    adapters: Collection[str],
+    load_adapter: Callable[[str], object] | None = None,
 ) -> tuple[dict[str, ProviderKind], list[Problem]]:
-    """One ProviderKind per name and per alias."""
+    """One ProviderKind per name and per alias. `load_adapter` imports each adapter
+    used, so a broken adapter module is a startup problem, not a first-request crash."""
     problems: list[Problem] = []
     kinds: dict[str, ProviderKind] = {}
     for name, entry in spec.providers.items():
         where = ("providers", name)
         problems += _check(name, entry, spec, doc, where, adapters)
+        if load_adapter is not None and entry.adapter in adapters:
+            try:
+                load_adapter(entry.adapter)
+            except Exception as exc:
+                problems.append(
+                    doc.problem(
+                        (*where, "adapter"), f"adapter {entry.adapter!r} failed to load: {exc!r}"
+                    )
+                )
         kind = _plan(name, entry, spec)
         for alias in (name, *entry.aliases):
             if alias in kinds:

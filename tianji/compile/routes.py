@@ -152,7 +152,8 @@ def _where(plan: RoutePlan, spec: RoutesSpec) -> tuple[str | int, ...]:
     # The last declaration with that id and path: the one that came second.
     if plan.alias_of is not None:
         aliases = [
-            i for i, alias in enumerate(spec.aliases)
+            i
+            for i, alias in enumerate(spec.aliases)
             if plan.path.endswith(alias.path) and alias.target == plan.alias_of
         ]
         return ("aliases", aliases[-1]) if aliases else ("aliases",)

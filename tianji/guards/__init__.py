@@ -1,1 +1,28 @@
-"""Request guards: who is calling (auth) and, later, limits and budgets."""
+"""Request guards: who is calling (auth.py) and what they may do before a call.
+
+`CallGuard` is the seam for model access, budgets and rate limits: the LLM
+endpoints call `before_call` once the model group is known (guards see the
+body's model, which Litestar's own guards cannot).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from tianji.compile.model import RoutePlan
+from tianji.guards.auth import Identity
+
+__all__ = ["AllowAll", "CallGuard"]
+
+
+class CallGuard(Protocol):
+    async def before_call(self, identity: Identity, plan: RoutePlan, model_group: str) -> None:
+        """Raise a TianjiError (401/403/429...) to refuse the call."""
+        ...
+
+
+class AllowAll:
+    """Master key only: nothing to check beyond authentication."""
+
+    async def before_call(self, identity: Identity, plan: RoutePlan, model_group: str) -> None:
+        return None

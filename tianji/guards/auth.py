@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from tianji.compile.model import RoutePlan
 from tianji.errors import AuthenticationFailed
 
 __all__ = [
@@ -46,7 +47,9 @@ _MASTER = Identity(key_hash=None, is_master=True, role="proxy_admin")
 
 
 class Authenticator(Protocol):
-    def authenticate(self, headers: Iterable[tuple[str, str]]) -> Identity: ...
+    async def authenticate(
+        self, headers: Iterable[tuple[str, str]], plan: RoutePlan | None = None
+    ) -> Identity: ...
 
 
 def extract_key(headers: Iterable[tuple[str, str]], names: tuple[str, ...]) -> str | None:
@@ -76,7 +79,9 @@ class MasterKeyAuthenticator:
         self._master = master_key.encode() if master_key else None
         self._names = header_names
 
-    def authenticate(self, headers: Iterable[tuple[str, str]]) -> Identity:
+    async def authenticate(
+        self, headers: Iterable[tuple[str, str]], plan: RoutePlan | None = None
+    ) -> Identity:
         if self._master is None:
             return Anonymous
         key = extract_key(headers, self._names)

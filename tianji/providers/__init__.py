@@ -1,17 +1,51 @@
-"""Provider adapters, registered by the name providers.yaml gives in `adapter:`."""
+"""Provider adapters, by the name providers.yaml gives in `adapter:`.
+
+The registry maps names to "module:Class" and imports an adapter the first time
+it is asked for, so adding an adapter is one module plus one line here, and a
+deployment only pays for the adapters it uses. `tianji check` imports every
+adapter that providers.yaml names, so a broken one fails at startup.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from tianji.providers.azure import AzureAdapter
 from tianji.providers.base import Adapter, Call, FormPart, StreamTranslator
-from tianji.providers.mock import MockAdapter
-from tianji.providers.openai_compat import OpenAICompatAdapter
 
-__all__ = ["ADAPTERS", "Adapter", "Call", "FormPart", "StreamTranslator"]
+__all__ = ["ADAPTER_PATHS", "Adapter", "Call", "FormPart", "StreamTranslator", "adapter_for"]
 
-ADAPTERS: Mapping[str, Adapter] = MappingProxyType(
-    {adapter.name: adapter for adapter in (OpenAICompatAdapter(), AzureAdapter(), MockAdapter())}
+ADAPTER_PATHS: Mapping[str, str] = MappingProxyType(
+    {
+        "openai_compat": "tianji.providers.openai_compat:OpenAICompatAdapter",
+        "azure": "tianji.providers.azure:AzureAdapter",
+        "mock": "tianji.providers.mock:MockAdapter",
+        "anthropic": "tianji.providers.anthropic:AnthropicAdapter",
+        "gemini": "tianji.providers.gemini:GeminiAdapter",
+        "vertex_ai": "tianji.providers.vertex:VertexAdapter",
+        "bedrock": "tianji.providers.bedrock:BedrockAdapter",
+        "sagemaker": "tianji.providers.sagemaker:SageMakerAdapter",
+        "cohere": "tianji.providers.cohere:CohereAdapter",
+        "watsonx": "tianji.providers.watsonx:WatsonxAdapter",
+        "cloudflare": "tianji.providers.cloudflare:CloudflareAdapter",
+        "ollama": "tianji.providers.ollama:OllamaAdapter",
+        "huggingface": "tianji.providers.huggingface:HuggingFaceAdapter",
+        "replicate": "tianji.providers.replicate:ReplicateAdapter",
+        "voyage": "tianji.providers.voyage:VoyageAdapter",
+        "deepgram": "tianji.providers.deepgram:DeepgramAdapter",
+        "elevenlabs": "tianji.providers.elevenlabs:ElevenLabsAdapter",
+    }
 )
+
+_loaded: dict[str, Adapter] = {}
+
+
+def adapter_for(name: str) -> Adapter:
+    """The adapter instance for a registered name (imported once)."""
+    adapter = _loaded.get(name)
+    if adapter is None:
+        module_name, _, class_name = ADAPTER_PATHS[name].partition(":")
+        adapter = getattr(importlib.import_module(module_name), class_name)()
+        _loaded[name] = adapter
+    return adapter

@@ -626,7 +626,7 @@ class _Pool:
 
 
 def _describe(exc: OSError) -> str:
-    """ "Connection refused" rather than asyncio's "Connect call failed ('1.2.3.4', 443)"."""
+    """The OS reason ("Connection refused"), not asyncio's "Connect call failed (addr)"."""
     if isinstance(exc, socket.gaierror) or not exc.errno:
         return exc.strerror or str(exc) or type(exc).__name__
     return os.strerror(exc.errno)
@@ -725,7 +725,7 @@ class _Response:
 
     def __del__(self) -> None:
         # Dropped without aclose(): free the pool slot. The loop may be gone already.
-        if self._conn is not None:
+        if getattr(self, "_conn", None) is not None:
             with contextlib.suppress(Exception):
                 self._finish()
 

@@ -19,6 +19,7 @@ from tianji.api.llm.relay import relay
 from tianji.api.runtime import Runtime
 from tianji.compile.model import Deployment, ModelTable, RoutePlan
 from tianji.errors import InvalidRequest
+from tianji.guards.auth import Identity
 from tianji.providers import Call
 
 __all__ = ["default_deployment", "make_forward_handler"]
@@ -40,7 +41,9 @@ def default_deployment(models: ModelTable, provider: str | None) -> Deployment:
 
 
 def make_forward_handler(plan: RoutePlan, runtime: Runtime) -> Any:
-    async def handler(request: Request[Any, Any, Any]) -> Response[bytes] | Stream:
+    async def handler(
+        request: Request[Any, Any, Any], identity: Identity
+    ) -> Response[bytes] | Stream:
         raw = await request.body()
         content_type = request.headers.get("content-type")
         query = [(k, v) for k, v in parse_qsl(request.url.query or "", keep_blank_values=True)]

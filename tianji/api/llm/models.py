@@ -10,6 +10,7 @@ from litestar import Request, Response
 from tianji.api.runtime import Runtime
 from tianji.compile.model import RoutePlan
 from tianji.errors import NotFound
+from tianji.guards.auth import Identity
 
 __all__ = ["make_list_models", "make_retrieve_model"]
 
@@ -38,7 +39,7 @@ def _cards(runtime: Runtime) -> dict[str, ModelCard]:
 
 
 def make_list_models(plan: RoutePlan, runtime: Runtime) -> Any:
-    async def handler(request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def handler(request: Request[Any, Any, Any], identity: Identity) -> Response[bytes]:
         body = msgspec.json.encode(ModelList("list", list(_cards(runtime).values())))
         return Response(body, media_type="application/json")
 
@@ -46,7 +47,7 @@ def make_list_models(plan: RoutePlan, runtime: Runtime) -> Any:
 
 
 def make_retrieve_model(plan: RoutePlan, runtime: Runtime) -> Any:
-    async def handler(request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def handler(request: Request[Any, Any, Any], identity: Identity) -> Response[bytes]:
         model_id = request.path_params["model_id"]
         card = _cards(runtime).get(model_id)
         if card is None:

@@ -20,6 +20,7 @@ from tianji.api.llm.schemas import SCHEMAS
 from tianji.api.runtime import Runtime
 from tianji.compile.model import Deployment, ModelTable, Resolved, RoutePlan
 from tianji.errors import InvalidRequest
+from tianji.guards.auth import Identity
 from tianji.providers import Call, FormPart
 
 __all__ = ["MULTIPART_OPERATIONS", "make_model_handler", "resolve_model"]
@@ -50,7 +51,9 @@ def make_model_handler(plan: RoutePlan, runtime: Runtime) -> Handler:
     default_model = runtime.gateway.settings.default_models.get(operation)
     multipart = operation in MULTIPART_OPERATIONS
 
-    async def handler(request: Request[Any, Any, Any]) -> Response[bytes] | Stream:
+    async def handler(
+        request: Request[Any, Any, Any], identity: Identity
+    ) -> Response[bytes] | Stream:
         form: list[FormPart] | None = None
         body: dict[str, Any] | None = None
         if multipart:
@@ -63,6 +66,7 @@ def make_model_handler(plan: RoutePlan, runtime: Runtime) -> Handler:
         if plan.model_param:
             model_name = request.path_params[plan.model_param]
         resolved = resolve_model(runtime.gateway.models, model_name or default_model, operation)
+        await runtime.guard.before_call(identity, plan, resolved.group.name)
         deployment = runtime.router.pick(resolved.group)
         _check_operation(deployment, operation)
         stream = bool(body.get("stream")) if body is not None else False

@@ -18,7 +18,7 @@ from litestar.response import Stream
 
 from tianji.api.runtime import Runtime
 from tianji.errors import TianjiError, UpstreamProtocolError
-from tianji.providers import ADAPTERS, Call
+from tianji.providers import Call, adapter_for
 from tianji.upstream.types import UpstreamResponse
 
 __all__ = ["SSE_HEADERS", "relay"]
@@ -35,7 +35,7 @@ _probe = msgspec.json.Decoder(_Probe)
 
 
 async def relay(runtime: Runtime, call: Call, headers: dict[str, str]) -> Response[bytes] | Stream:
-    adapter = ADAPTERS[call.deployment.provider.adapter]
+    adapter = adapter_for(call.deployment.provider.adapter)
     request = adapter.build_request(call)
     transport = runtime.transport_for(request.url)
     deployment = call.deployment
