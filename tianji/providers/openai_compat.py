@@ -12,14 +12,9 @@ from urllib.parse import urlencode
 
 import msgspec
 
-from tianji.errors import (
-    InvalidRequest,
-    TianjiError,
-    UnsupportedParams,
-    UpstreamError,
-    UpstreamStatusError,
-)
+from tianji.errors import TianjiError, UnsupportedParams
 from tianji.providers.base import Call, FormPart, StreamTranslator
+from tianji.providers.errors import provider_error
 from tianji.providers.multipart import encode_form
 from tianji.upstream.types import UpstreamRequest
 
@@ -63,24 +58,16 @@ def apply_params(call: Call) -> dict[str, Any]:
 def error_from_openai_body(
     provider: str, status: int, headers: Mapping[str, str], body: bytes
 ) -> TianjiError:
-    """An upstream error status as the client's error: 4xx keep their status and, when the
-    body is an OpenAI error, its type/param/code; 5xx become 502 (the provider failed)."""
+    """An OpenAI-style upstream error as the client's error (tianji.providers.errors)."""
     message, kind, param, code = _parse_error(body)
-    retry_after = headers.get("retry-after")
-    extra = {"retry-after": retry_after} if retry_after else None
-    text = f"{provider}Exception - {message}"
-    if status >= 500:
-        return UpstreamStatusError(
-            text, status=502, type="api_error", code=code or "502", headers=extra
-        )
-    cls: type[TianjiError] = InvalidRequest if status == 400 else UpstreamError
-    return cls(
-        text,
-        status=status,
-        type=kind or _type_for(status),
+    return provider_error(
+        provider,
+        status,
+        message,
+        type=kind,
+        code=code,
         param=param,
-        code=code or str(status),
-        headers=extra,
+        retry_after=headers.get("retry-after"),
     )
 
 
@@ -107,19 +94,6 @@ def _parse_error(body: bytes) -> tuple[str, str | None, str | None, str | None]:
 
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def _type_for(status: int) -> str:
-    return {
-        400: "invalid_request_error",
-        401: "authentication_error",
-        403: "permission_denied",
-        404: "not_found_error",
-        408: "timeout",
-        413: "request_too_large",
-        422: "unprocessable_entity",
-        429: "rate_limit_error",
-    }.get(status, "invalid_request_error")
 
 
 class OpenAICompatAdapter:
