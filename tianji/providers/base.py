@@ -10,19 +10,30 @@ An adapter is plain functions of data (no Litestar, no sockets):
 * ``error_from_status(call, status, headers, body)`` -> the TianjiError a client sees.
 
 Translating providers (Anthropic, Gemini, Bedrock, ...) implement the same four.
+Two optional async hooks cover providers that need more than one exchange; the
+gateway passes them `send`, the only way out to the network:
+
+* ``prepare(call, send)`` runs before ``build_request`` (e.g. mint or refresh an
+  OAuth/IAM token, cached by the adapter);
+* ``complete(call, send)`` replaces the single send for multi-step flows (e.g.
+  create a prediction, then poll or open its stream) and returns the response
+  to relay.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tianji.compile.model import Deployment
 from tianji.errors import TianjiError
-from tianji.upstream.types import UpstreamRequest
+from tianji.upstream.types import Timeouts, UpstreamRequest, UpstreamResponse
 
-__all__ = ["Adapter", "Call", "FormPart", "StreamTranslator"]
+__all__ = ["Adapter", "Call", "FormPart", "Send", "StreamTranslator"]
+
+# How an adapter hook reaches the network: the gateway's transport for that URL.
+Send = Callable[[UpstreamRequest, Timeouts], Awaitable[UpstreamResponse]]
 
 
 @dataclass(slots=True)

@@ -18,8 +18,8 @@ from litestar.response import Stream
 
 from tianji.api.runtime import Runtime
 from tianji.errors import TianjiError, UpstreamProtocolError
-from tianji.providers import Call, adapter_for
-from tianji.upstream.types import UpstreamResponse
+from tianji.providers import Adapter, Call, adapter_for
+from tianji.upstream.types import Timeouts, UpstreamRequest, UpstreamResponse
 
 __all__ = ["SSE_HEADERS", "relay"]
 
@@ -36,11 +36,9 @@ _probe = msgspec.json.Decoder(_Probe)
 
 async def relay(runtime: Runtime, call: Call, headers: dict[str, str]) -> Response[bytes] | Stream:
     adapter = adapter_for(call.deployment.provider.adapter)
-    request = adapter.build_request(call)
-    transport = runtime.transport_for(request.url)
     deployment = call.deployment
     timeouts = deployment.stream_timeouts if call.stream else deployment.timeouts
-    upstream = await transport.send(request, timeouts)
+    upstream = await _exchange(runtime, adapter, call, timeouts)
     if upstream.status >= 400 or not call.stream:
         try:
             body = await upstream.read()
@@ -55,6 +53,24 @@ async def relay(runtime: Runtime, call: Call, headers: dict[str, str]) -> Respon
     is_sse = translator is not None or content_type.startswith("text/event-stream")
     chunks = _relay_stream(upstream, translator, check_done=is_sse)
     return Stream(chunks, media_type=content_type, headers={**SSE_HEADERS, **headers})
+
+
+async def _exchange(
+    runtime: Runtime, adapter: Adapter, call: Call, timeouts: Timeouts
+) -> UpstreamResponse:
+    """One send, or the adapter's own steps (`prepare`, `complete`) when it has them."""
+
+    async def send(request: UpstreamRequest, timeouts: Timeouts) -> UpstreamResponse:
+        return await runtime.transport_for(request.url).send(request, timeouts)
+
+    prepare = getattr(adapter, "prepare", None)
+    if prepare is not None:
+        await prepare(call, send)
+    complete = getattr(adapter, "complete", None)
+    if complete is not None:
+        response: UpstreamResponse = await complete(call, send)
+        return response
+    return await send(adapter.build_request(call), timeouts)
 
 
 def _redacted(error: TianjiError, secret: str | None) -> TianjiError:
