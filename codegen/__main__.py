@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from codegen.matrix import MatrixError
 from codegen.render import render_all, stale_files, unexpected_files
 from codegen.sources import REPO_ROOT, SourceError
 
@@ -25,6 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = render_all()
     except SourceError as exc:
         print(f"codegen: the shipped specs do not compile:\n{exc}", file=sys.stderr)
+        return 2
+    except MatrixError as exc:
+        print(f"codegen: translation matrix: {exc}", file=sys.stderr)
         return 2
     stale = stale_files(files)
     extra = unexpected_files(files)

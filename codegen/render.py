@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from codegen.matrix import MATRIX_PATH, collect_markers, matrix_markdown
 from codegen.names import names_module
 from codegen.openapi import openapi_document
 from codegen.schemas import spec_schemas
@@ -38,7 +39,9 @@ def render_all() -> dict[Path, str]:
         files[name] = dump_json(schema)
     files["openapi.json"] = dump_json(openapi_document(sources.plans))
     files["names.py"] = names_module(sources.routes, sources.providers)
-    return {OUTPUT_DIR / name: content for name, content in sorted(files.items())}
+    rendered = {OUTPUT_DIR / name: content for name, content in sorted(files.items())}
+    rendered[MATRIX_PATH] = matrix_markdown(collect_markers())
+    return rendered
 
 
 def dump_json(value: Any) -> str:

@@ -55,6 +55,8 @@ def served() -> Iterator[str]:
         process.wait(timeout=10)
 
 
+@pytest.mark.matrix("mock", "chat")
+@pytest.mark.matrix("mock", "stream")
 @pytest.mark.parametrize("suffix", ["/v1", ""])
 def test_sdk_sync(served: str, suffix: str) -> None:
     client = openai.OpenAI(base_url=served + suffix, api_key=KEY, max_retries=0)
@@ -76,6 +78,7 @@ def test_sdk_sync(served: str, suffix: str) -> None:
     ]
 
 
+@pytest.mark.matrix("mock", "embeddings")
 async def test_sdk_async(served: str) -> None:
     client = openai.AsyncOpenAI(base_url=served, api_key=KEY, max_retries=0)
     stream = await client.chat.completions.create(

@@ -115,6 +115,7 @@ def test_unknown_route_and_method(gateway: Gateway) -> None:
     _error(httpx.get(gateway.v1 + "/chat/completions", headers=AUTH), 405)
 
 
+@pytest.mark.matrix("openai", "errors")
 def test_upstream_4xx_is_passed_on(gateway: Gateway, upstream: FakeUpstream) -> None:
     upstream.behave(
         "status",

@@ -22,6 +22,8 @@ def _assert_upstream_saw_deployment(upstream: FakeUpstream) -> None:
     assert seen.headers["authorization"] == "Bearer sk-upstream-secret"
 
 
+@pytest.mark.matrix("openai", "chat")
+@pytest.mark.matrix("openai", "usage")
 @pytest.mark.parametrize("suffix", ["/v1", ""])
 def test_sync_plain(gateway: Gateway, upstream: FakeUpstream, suffix: str) -> None:
     client = openai.OpenAI(base_url=gateway.url + suffix, api_key=MASTER_KEY, max_retries=0)
@@ -31,6 +33,7 @@ def test_sync_plain(gateway: Gateway, upstream: FakeUpstream, suffix: str) -> No
     _assert_upstream_saw_deployment(upstream)
 
 
+@pytest.mark.matrix("openai", "stream")
 @pytest.mark.parametrize("suffix", ["/v1", ""])
 def test_sync_stream(gateway: Gateway, upstream: FakeUpstream, suffix: str) -> None:
     client = openai.OpenAI(base_url=gateway.url + suffix, api_key=MASTER_KEY, max_retries=0)
@@ -69,6 +72,8 @@ def test_wildcard_group_sends_the_captured_model(gateway: Gateway, upstream: Fak
     assert upstream.last_request.json["model"] == "gpt-4.1-nano"
 
 
+@pytest.mark.matrix("azure", "chat")
+@pytest.mark.matrix("azure", "stream")
 @pytest.mark.parametrize("prefix", ["openai/deployments", "engines"])
 def test_azure_client_against_deployment_paths(
     gateway: Gateway, upstream: FakeUpstream, prefix: str
@@ -91,6 +96,7 @@ def test_azure_client_against_deployment_paths(
     )
 
 
+@pytest.mark.matrix("azure", "embeddings")
 def test_azure_embeddings_path(gateway: Gateway, upstream: FakeUpstream) -> None:
     client = openai.AzureOpenAI(
         azure_endpoint=gateway.url, api_key=MASTER_KEY, api_version="2024-10-21", max_retries=0
@@ -100,6 +106,10 @@ def test_azure_embeddings_path(gateway: Gateway, upstream: FakeUpstream) -> None
     assert upstream.last_request is not None and upstream.last_request.path.endswith("/embeddings")
 
 
+@pytest.mark.matrix("openai", "embeddings")
+@pytest.mark.matrix("openai", "speech")
+@pytest.mark.matrix("openai", "transcription")
+@pytest.mark.matrix("openai", "images")
 def test_other_operations(gateway: Gateway, upstream: FakeUpstream, tmp_path) -> None:
     client = openai.OpenAI(base_url=gateway.v1, api_key=MASTER_KEY, max_retries=0)
     emb = client.embeddings.create(model="gpt-4o-mini", input="some text")

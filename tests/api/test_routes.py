@@ -88,6 +88,7 @@ def test_forward_route_relays_path_query_and_body(gateway: Gateway, upstream: Fa
     assert seen.headers["authorization"] == "Bearer sk-upstream-secret"
 
 
+@pytest.mark.matrix("hosted_vllm", "rerank")
 def test_alias_serves_its_target(gateway: Gateway, upstream: FakeUpstream) -> None:
     body = BODIES["rerank"]
     direct = httpx.post(gateway.url + "/v1/rerank", headers=AUTH, json=body)

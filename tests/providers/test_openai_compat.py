@@ -54,6 +54,7 @@ def _narrow_providers(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.matrix("openai_compat", "drop_params")
 def test_unsupported_param_is_rejected_or_dropped(tmp_path: Path) -> None:
     d = _deployment(tmp_path, "{model: narrow/a, api_key: k}", _narrow_providers(tmp_path))
     adapter = adapter_for("openai_compat")
