@@ -18,7 +18,7 @@ from litestar.response import Stream
 
 from tianji.api.runtime import Runtime
 from tianji.errors import TianjiError, UpstreamProtocolError
-from tianji.providers import Adapter, Call, adapter_for
+from tianji.providers import Adapter, Call, StreamTranslator, adapter_for
 from tianji.upstream.types import Timeouts, UpstreamRequest, UpstreamResponse
 
 __all__ = ["SSE_HEADERS", "relay"]
@@ -96,18 +96,18 @@ def _whole(
 
 
 async def _relay_stream(
-    upstream: UpstreamResponse, translator: object | None, *, check_done: bool
+    upstream: UpstreamResponse, translator: StreamTranslator | None, *, check_done: bool
 ) -> AsyncIterator[bytes]:
     tail = b""
     try:
         try:
             async for chunk in upstream.iter_bytes():
-                out = translator.feed(chunk) if translator is not None else chunk  # type: ignore[attr-defined]
+                out = translator.feed(chunk) if translator is not None else chunk
                 if out:
                     tail = (tail + out)[-64:]
                     yield out
             if translator is not None:
-                out = translator.close()  # type: ignore[attr-defined]
+                out = translator.close()
                 tail = (tail + out)[-64:]
                 yield out
             if check_done and _DONE not in tail:
