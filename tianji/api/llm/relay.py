@@ -49,8 +49,13 @@ async def relay(runtime: Runtime, call: Call, headers: dict[str, str]) -> Respon
             raise _redacted(error, deployment.api_key)
         return _whole(adapter.translate_response(call, body), body, upstream, headers)
     translator = adapter.stream_translator(call)
-    content_type = upstream.header("content-type") or "text/event-stream"
-    is_sse = translator is not None or content_type.startswith("text/event-stream")
+    # A translator always writes OpenAI SSE, whatever the upstream streamed (e.g. NDJSON).
+    content_type = (
+        "text/event-stream"
+        if translator is not None
+        else (upstream.header("content-type") or "text/event-stream")
+    )
+    is_sse = content_type.startswith("text/event-stream")
     chunks = _relay_stream(upstream, translator, check_done=is_sse)
     return Stream(chunks, media_type=content_type, headers={**SSE_HEADERS, **headers})
 
