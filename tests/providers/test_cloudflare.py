@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -15,32 +15,17 @@ import pytest
 
 from tests.conftest import MASTER_KEY, Gateway, running_gateway
 from tests.support.fake_upstream import FakeUpstream
+from tests.support.providers import fixture, sse_frames
 from tianji.compile.pipeline import build
 from tianji.errors import TianjiError, UnsupportedParams
 from tianji.providers import Call, adapter_for
 
 pytestmark = pytest.mark.timeout(30)
 
-FIXTURES = Path(__file__).parent / "fixtures"
+frames = partial(sse_frames, drop=("id", "created"))
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 CALL_ID = re.compile(r"^call_[0-9a-f]{32}$")
 USER = [{"role": "user", "content": "Say hello"}]
-
-
-def fixture(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
-
-
-def frames(sse: bytes) -> list[Any]:
-    out: list[Any] = []
-    for block in sse.decode().split("\n\n"):
-        if block.startswith("data: "):
-            raw = block[len("data: ") :]
-            payload = raw if raw == "[DONE]" else json.loads(raw)
-            if isinstance(payload, dict):
-                payload.pop("id"), payload.pop("created")
-            out.append(payload)
-    return out
 
 
 # --------------------------------------------------------------------------- unit

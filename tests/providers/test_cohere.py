@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import httpx
@@ -15,13 +15,14 @@ import pytest
 
 from tests.conftest import MASTER_KEY, Gateway, running_gateway
 from tests.support.fake_upstream import FakeUpstream
+from tests.support.providers import fixture, sse_frames, translate_in_steps
 from tianji.compile.pipeline import build
 from tianji.errors import TianjiError, UnsupportedParams
 from tianji.providers import Call, adapter_for
 
 pytestmark = pytest.mark.timeout(30)
 
-FIXTURES = Path(__file__).parent / "fixtures"
+frames = partial(sse_frames, drop=("created",))
 WEATHER_TOOL = {
     "type": "function",
     "function": {
@@ -30,30 +31,6 @@ WEATHER_TOOL = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
     },
 }
-
-
-def fixture(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
-
-
-def frames(sse: bytes) -> list[Any]:
-    """The payloads of `data:` frames (`created` removed: it is the translator's clock)."""
-    out: list[Any] = []
-    for block in sse.decode().split("\n\n"):
-        if block.startswith("data: "):
-            raw = block[len("data: ") :]
-            payload = raw if raw == "[DONE]" else json.loads(raw)
-            if isinstance(payload, dict):
-                payload.pop("created", None)
-            out.append(payload)
-    return out
-
-
-def run_translator(call: Call, data: bytes, step: int) -> bytes:
-    translator = adapter_for("cohere").stream_translator(call)
-    assert translator is not None
-    out = b"".join(translator.feed(data[i : i + step]) for i in range(0, len(data), step))
-    return out + translator.close()
 
 
 # --------------------------------------------------------------------------- unit
@@ -144,8 +121,8 @@ def test_unsupported_param_rule(built: Any) -> None:
 def test_stream_cut_anywhere_gives_the_same_chunks(built: Any, name: str) -> None:
     call = _call(built, {"messages": [], "stream_options": {"include_usage": True}}, stream=True)
     data = fixture(name)
-    whole = frames(run_translator(call, data, len(data)))
-    assert frames(run_translator(call, data, 1)) == whole
+    whole = frames(translate_in_steps("cohere", call, data, len(data)))
+    assert frames(translate_in_steps("cohere", call, data, 1)) == whole
     assert whole[-1] == "[DONE]" and whole[-2]["usage"]["prompt_tokens"] > 0
 
 
@@ -153,7 +130,7 @@ def test_stream_without_message_end_is_an_error(built: Any) -> None:
     data = fixture("cohere_chat_stream.sse")
     cut = data[: data.index(b"event: message-end")]
     with pytest.raises(TianjiError, match="ended before message-end"):
-        run_translator(_call(built, {"messages": []}, stream=True), cut, 7)
+        translate_in_steps("cohere", _call(built, {"messages": []}, stream=True), cut, 7)
 
 
 def test_failed_generation_is_an_error(built: Any) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +15,7 @@ import pytest
 
 from tests.conftest import MASTER_KEY, Gateway, running_gateway
 from tests.support.fake_upstream import FakeUpstream
+from tests.support.providers import fixture, sse_frames, translate_in_steps
 from tianji.compile.pipeline import build
 from tianji.errors import InvalidRequest, TianjiError, UnsupportedParams
 from tianji.providers import Call, adapter_for
@@ -23,7 +23,6 @@ from tianji.providers.ndjson import NDJSONSplitter
 
 pytestmark = pytest.mark.timeout(30)
 
-FIXTURES = Path(__file__).parent / "fixtures"
 CALL_ID = re.compile(r"^call_[0-9a-f]{32}$")
 NDJSON = "application/x-ndjson"
 WEATHER_TOOL = {
@@ -35,20 +34,11 @@ WEATHER_TOOL = {
 }
 
 
-def fixture(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
-
-
 def frames(sse: bytes) -> list[Any]:
     """`data:` payloads without the fields a translator makes up (id, created, call ids)."""
-    out: list[Any] = []
-    for block in sse.decode().split("\n\n"):
-        if block.startswith("data: "):
-            raw = block[len("data: ") :]
-            out.append(raw if raw == "[DONE]" else json.loads(raw))
+    out = sse_frames(sse, drop=("id", "created"))
     for payload in out:
         if isinstance(payload, dict):
-            payload.pop("id"), payload.pop("created")
             for choice in payload["choices"]:
                 for call in (choice.get("delta") or {}).get("tool_calls") or ():
                     assert CALL_ID.match(call.pop("id"))
@@ -80,13 +70,6 @@ def _call(built: Any, body: dict[str, Any], operation: str = "chat", **kw: Any) 
 def _sent(built: Any, body: dict[str, Any], **kw: Any) -> dict[str, Any]:
     request = adapter_for("ollama").build_request(_call(built, body, **kw))
     return msgspec.json.decode(request.body)
-
-
-def run_translator(call: Call, data: bytes, step: int) -> bytes:
-    translator = adapter_for("ollama").stream_translator(call)
-    assert translator is not None
-    out = b"".join(translator.feed(data[i : i + step]) for i in range(0, len(data), step))
-    return out + translator.close()
 
 
 def test_chat_request_translation(built: Any) -> None:
@@ -195,15 +178,15 @@ def test_stream_cut_anywhere_gives_the_same_chunks(built: Any, name: str, operat
     body = {"stream": True, "stream_options": {"include_usage": True}}
     call = _call(built, body, operation, stream=True)
     data = fixture(name)
-    whole = frames(run_translator(call, data, len(data)))
-    assert frames(run_translator(call, data, 1)) == whole
+    whole = frames(translate_in_steps("ollama", call, data, len(data)))
+    assert frames(translate_in_steps("ollama", call, data, 1)) == whole
     assert whole[-1] == "[DONE]" and whole[-2]["usage"]["completion_tokens"] > 0
 
 
 def test_error_line_mid_stream(built: Any) -> None:
     data = fixture("ollama_chat_stream.ndjson").split(b"\n")[0] + b'\n{"error":"out of memory"}\n'
     with pytest.raises(TianjiError, match="ollamaException - out of memory"):
-        run_translator(_call(built, {}, stream=True), data, 5)
+        translate_in_steps("ollama", _call(built, {}, stream=True), data, 5)
 
 
 # --------------------------------------------------------------------------- end to end

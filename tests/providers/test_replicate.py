@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import MASTER_KEY, running_gateway
 from tests.support.fake_upstream import FakeUpstream
+from tests.support.providers import FIXTURES, sse_frames
 from tianji.compile.model import Deployment
 from tianji.compile.pipeline import build
 from tianji.errors import TianjiError, UnsupportedParams, UpstreamProtocolError, UpstreamTimeout
@@ -24,7 +25,7 @@ from tianji.upstream import HttpTransport, Timeouts, UpstreamRequest, UpstreamRe
 
 pytestmark = pytest.mark.timeout(30)
 
-FIXTURES = Path(__file__).parent / "fixtures"
+frames = sse_frames
 LLAMA = "meta/meta-llama-3-8b-instruct"
 MESSAGES = [
     {"role": "system", "content": "Be brief."},
@@ -37,15 +38,6 @@ CHAT_PARAMS = frozenset({"temperature", "max_tokens", "stop", "tools", "stream",
 def prediction(name: str, base: str = "https://api.replicate.com") -> dict[str, Any]:
     text = (FIXTURES / f"replicate_prediction_{name}.json").read_text()
     return json.loads(text.replace("{base}", base))  # type: ignore[no-any-return]
-
-
-def frames(sse: bytes) -> list[Any]:
-    out: list[Any] = []
-    for block in sse.decode().split("\n\n"):
-        if block.startswith("data: "):
-            raw = block[len("data: ") :]
-            out.append(raw if raw == "[DONE]" else json.loads(raw))
-    return out
 
 
 def deployment(tmp_path: Path, params: str) -> Deployment:

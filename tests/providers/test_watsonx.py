@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import MASTER_KEY, Gateway, running_gateway
 from tests.support.fake_upstream import FakeUpstream
+from tests.support.providers import fixture, sse_frames
 from tianji.compile.model import Deployment
 from tianji.compile.pipeline import build
 from tianji.errors import TianjiError, UnsupportedParams
@@ -25,25 +26,11 @@ from tianji.upstream import HttpTransport, Timeouts, UpstreamRequest, UpstreamRe
 
 pytestmark = pytest.mark.timeout(30)
 
-FIXTURES = Path(__file__).parent / "fixtures"
+frames = sse_frames
 # An IAM access token is a JWT; an IBM Cloud API key has no dots.
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJpYW1faWQiOiJJQk1pZC10ZXN0In0.c2lnbmF0dXJl"
 API_KEY = "wx-apikey-0123456789abcdefABCDEF"
 MESSAGES = [{"role": "user", "content": "Capital of France?"}]
-
-
-def fixture(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
-
-
-def frames(sse: bytes) -> list[Any]:
-    """Payloads of the `data:` frames; `[DONE]` as the string."""
-    out: list[Any] = []
-    for block in sse.decode().split("\n\n"):
-        if block.startswith("data: "):
-            raw = block[len("data: ") :]
-            out.append(raw if raw == "[DONE]" else json.loads(raw))
-    return out
 
 
 def deployment(tmp_path: Path, params: str) -> Deployment:
