@@ -25,7 +25,8 @@ __all__ = ["OPENAPI_VERSION", "openapi_document", "operation_ids", "path_paramet
 OPENAPI_VERSION = "3.1.0"
 _REF_TEMPLATE = "#/components/schemas/{name}"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-_PARAM = re.compile(r"\{([^{}/]+)\}")
+# `{name}` or a typed `{name:path}` (the type is Litestar's, not OpenAPI's).
+_PARAM = re.compile(r"\{([^{}/:]+)(?::[^{}/]+)?\}")
 
 Doc = dict[str, Any]
 
@@ -37,7 +38,7 @@ def openapi_document(plans: Iterable[RoutePlan]) -> Doc:
     paths: dict[str, dict[str, Doc]] = {}
     for plan, method in served:
         operation = _operation(plan, method, ids[plan.path, method], bodies, error)
-        paths.setdefault(plan.path, {})[method.lower()] = operation
+        paths.setdefault(openapi_path(plan.path), {})[method.lower()] = operation
     return {
         "openapi": OPENAPI_VERSION,
         "info": {"title": "tianji", "version": tianji.__version__, "summary": _summary()},
@@ -67,6 +68,11 @@ def operation_ids(served: Sequence[tuple[RoutePlan, str]]) -> dict[tuple[str, st
         taken.add(chosen)
         ids[plan.path, method] = chosen
     return ids
+
+
+def openapi_path(path: str) -> str:
+    """`/anthropic/{path:path}` -> `/anthropic/{path}`."""
+    return _PARAM.sub(lambda m: "{" + m[1] + "}", path)
 
 
 def path_parameters(path: str) -> list[str]:

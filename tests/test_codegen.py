@@ -18,7 +18,7 @@ except ImportError:  # an optional test dependency; the freshness tests run with
 
 from codegen import OUTPUT_DIR, render_all, stale_files, unexpected_files
 from codegen.__main__ import main
-from codegen.openapi import path_parameters
+from codegen.openapi import openapi_path, path_parameters
 from codegen.schemas import RECOGNISED_DESCRIPTION
 from codegen.sources import PROVIDERS, QUICKSTART, REPO_ROOT, ROUTES
 from tianji._generated import names
@@ -183,12 +183,12 @@ def served() -> set[tuple[str, str]]:
     assert built is not None, problems
     pairs = set()
     for route in built.app.routes:
-        path = re.sub(r"\{(\w+):str\}", r"{\1}", route.path)
+        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)
         for handler in getattr(route, "route_handlers", ()):
             plan = handler.opt.get("plan")
             if plan is None:  # Litestar's own OPTIONS handler
                 continue
-            assert path == (plan.path or "/")
+            assert path == (openapi_path(plan.path) or "/")
             pairs |= {(path, m) for m in handler.http_methods if m in plan.methods}
     return pairs
 

@@ -24,14 +24,34 @@ BODIES = {
     "responses": {"model": "gpt-4o-mini", "input": "hi"},
     "token_counter": {"model": "gpt-4o-mini", "prompt": "hi"},
     "forward": {"purpose": "batch"},
+    "anthropic_messages": {
+        "model": "gpt-4o-mini",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": "hi"}],
+    },
+    "anthropic_count_tokens": {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "hi"}],
+    },
 }
+# Management-class routes of the LLM surface (utils and health).
+MGMT_UTILS = {"supported_openai_params", "token_counter", "health"}
 MULTIPART = {"transcription", "image_edit", "image_variation"}
 
 
+PATH_VALUES = {
+    "model": "gpt-4o-mini",
+    "model_id": "gpt-4o-mini",
+    "model_action": "gpt-4o-mini:countTokens",
+    "path": "v1/models",
+}
+# Served, but they need deployments of a provider this gateway lacks (or a Gemini
+# model): they must answer, not 404/405.
+NEEDS_PROVIDER = ("gemini_native", "passthrough_")
+
+
 def _request(client: httpx.Client, method: str, path: str, operation: str) -> httpx.Response:
-    url = re.sub(
-        r"\{(\w+)\}", lambda m: "gpt-4o-mini" if m[1] in ("model", "model_id") else "id-1", path
-    )
+    url = re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: PATH_VALUES.get(m[1], "id-1"), path)
     if operation in MULTIPART:
         files = {"file": ("a.png", b"\x89PNG....", "image/png")}
         return client.request(
@@ -52,9 +72,15 @@ def test_every_declared_route_answers(gateway: Gateway, upstream: FakeUpstream) 
     failures = []
     with httpx.Client(base_url=gateway.url, timeout=10) as client:
         for plan in plans:
+            if plan.auth == "mgmt" and plan.operation not in MGMT_UTILS:
+                continue  # management routes: tests/api/admin, with real bodies
             for method in plan.methods:
                 response = _request(client, method, plan.path, plan.operation)
-                if response.status_code != 200:
+                if plan.operation.startswith(NEEDS_PROVIDER):
+                    ok = response.status_code not in (404, 405)
+                else:
+                    ok = response.status_code == 200
+                if not ok:
                     failures.append(
                         f"{method} {plan.path}: {response.status_code} {response.text[:200]}"
                     )

@@ -12,9 +12,17 @@ import importlib
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from tianji.providers.base import Adapter, Call, FormPart, StreamTranslator
+from tianji.providers.base import Adapter, Call, FormPart, Send, StreamTranslator
 
-__all__ = ["ADAPTER_PATHS", "Adapter", "Call", "FormPart", "StreamTranslator", "adapter_for"]
+__all__ = [
+    "ADAPTER_PATHS",
+    "Adapter",
+    "Call",
+    "FormPart",
+    "Send",
+    "StreamTranslator",
+    "adapter_for",
+]
 
 ADAPTER_PATHS: Mapping[str, str] = MappingProxyType(
     {

@@ -18,10 +18,10 @@ from litestar.response import Stream
 
 from tianji.api.runtime import Runtime
 from tianji.errors import TianjiError, UpstreamProtocolError
-from tianji.providers import Adapter, Call, StreamTranslator, adapter_for
+from tianji.providers import Adapter, Call, Send, StreamTranslator, adapter_for
 from tianji.upstream.types import Timeouts, UpstreamRequest, UpstreamResponse
 
-__all__ = ["SSE_HEADERS", "relay"]
+__all__ = ["SSE_HEADERS", "exchange", "relay", "sender"]
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _DONE = b"data: [DONE]"
@@ -38,7 +38,7 @@ async def relay(runtime: Runtime, call: Call, headers: dict[str, str]) -> Respon
     adapter = adapter_for(call.deployment.provider.adapter)
     deployment = call.deployment
     timeouts = deployment.stream_timeouts if call.stream else deployment.timeouts
-    upstream = await _exchange(runtime, adapter, call, timeouts)
+    upstream = await exchange(runtime, adapter, call, timeouts)
     if upstream.status >= 400 or not call.stream:
         try:
             body = await upstream.read()
@@ -60,14 +60,24 @@ async def relay(runtime: Runtime, call: Call, headers: dict[str, str]) -> Respon
     return Stream(chunks, media_type=content_type, headers={**SSE_HEADERS, **headers})
 
 
-async def _exchange(
-    runtime: Runtime, adapter: Adapter, call: Call, timeouts: Timeouts
-) -> UpstreamResponse:
-    """One send, or the adapter's own steps (`prepare`, `complete`) when it has them."""
+def sender(runtime: Runtime) -> Send:
+    """What adapter hooks are given to reach the network: the runtime's transports."""
 
     async def send(request: UpstreamRequest, timeouts: Timeouts) -> UpstreamResponse:
         return await runtime.transport_for(request.url).send(request, timeouts)
 
+    return send
+
+
+async def exchange(
+    runtime: Runtime, adapter: Adapter, call: Call, timeouts: Timeouts | None = None
+) -> UpstreamResponse:
+    """One send, or the adapter's own steps (`prepare`, `complete`) when it has them.
+    Shared by every route that calls an adapter (LLM, native formats, passthrough)."""
+    if timeouts is None:
+        deployment = call.deployment
+        timeouts = deployment.stream_timeouts if call.stream else deployment.timeouts
+    send = sender(runtime)
     prepare = getattr(adapter, "prepare", None)
     if prepare is not None:
         await prepare(call, send)

@@ -6,6 +6,15 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from tianji.api.native.gemini import make_gemini_handler
+from tianji.api.native.messages import make_count_tokens_handler, make_messages_handler
+
 __all__ = ["OPERATIONS"]
 
-OPERATIONS: Mapping[str, Any] = MappingProxyType({})
+OPERATIONS: Mapping[str, Any] = MappingProxyType(
+    {
+        "anthropic_messages": make_messages_handler,
+        "anthropic_count_tokens": make_count_tokens_handler,
+        "gemini_native": make_gemini_handler,
+    }
+)
