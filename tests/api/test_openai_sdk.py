@@ -131,3 +131,15 @@ def test_other_operations(gateway: Gateway, upstream: FakeUpstream, tmp_path) ->
     assert completion.choices[0].text
     response = client.responses.create(model="gpt-4o-mini", input="hello gateway")
     assert "echo" in response.output_text
+
+
+def test_call_ids_are_unique_per_response(gateway: Gateway) -> None:
+    client = openai.OpenAI(base_url=gateway.v1, api_key=MASTER_KEY, max_retries=0)
+    ids = set()
+    for _ in range(5):
+        raw = client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=MESSAGES
+        )
+        ids.add(raw.headers["x-litellm-call-id"])
+        assert raw.headers["x-litellm-model-group"] == "gpt-4o-mini"
+    assert len(ids) == 5

@@ -7,6 +7,7 @@ deployment, hand a Call to the adapter and relay the answer.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from typing import Any
 
@@ -94,9 +95,19 @@ def _check_operation(deployment: Deployment, operation: str) -> None:
         )
 
 
+# Call ids: a random per-process prefix and a counter. Unique across instances like a
+# uuid4, without the urandom syscall per request (5% of CPU in the benchmark profile).
+_CALL_ID_PREFIX = uuid.uuid4().hex[:20]
+_call_numbers = itertools.count()
+
+
+def new_call_id() -> str:
+    return f"{_CALL_ID_PREFIX}{next(_call_numbers):012x}"
+
+
 def _headers(deployment: Deployment) -> dict[str, str]:
     return {
-        "x-litellm-call-id": str(uuid.uuid4()),
+        "x-litellm-call-id": new_call_id(),
         "x-litellm-model-id": deployment.id,
         "x-litellm-model-group": deployment.group,
         "x-litellm-model-api-base": deployment.api_base,
