@@ -1,6 +1,7 @@
 """What handlers share at run time: the compiled gateway and the live clients.
 
-Built with the app; the upstream transport is opened in the app's startup hook
+Built with the app; the upstream transport and the store (database, migrations,
+Postgres pool, Redis invalidation channel) are opened in the app's startup hook
 (on the serving event loop) and closed on shutdown. `tianji check` builds the
 app without starting it, so it opens nothing.
 """
@@ -15,6 +16,7 @@ from tianji.compile.model import CompiledGateway
 from tianji.guards import AllowAll, CallGuard
 from tianji.guards.auth import Authenticator
 from tianji.router import Router
+from tianji.store import Store
 from tianji.upstream.mock import MockTransport
 from tianji.upstream.types import Transport
 
@@ -30,6 +32,10 @@ class Runtime:
     openai_params: Mapping[str, frozenset[str]]
     guard: CallGuard = field(default_factory=AllowAll)
     http: Transport | None = None
+    # The database of virtual keys, users, teams...; None without a master key.
+    store: Store | None = None
+    # Apply pending migrations at startup (`tianji serve --no-migrate` refuses instead).
+    migrate_on_start: bool = True
     mock: Transport = field(default_factory=MockTransport)
     started_at: float = field(default_factory=time.time)
 
@@ -43,6 +49,8 @@ class Runtime:
     async def start(self) -> None:
         from tianji.upstream import HttpTransport
 
+        if self.store is not None and not self.store.is_open:
+            await self.store.open(migrate=self.migrate_on_start)
         if self.http is None:
             self.http = HttpTransport()
 
@@ -50,3 +58,5 @@ class Runtime:
         if self.http is not None:
             await self.http.aclose()
             self.http = None
+        if self.store is not None and self.store.is_open:
+            await self.store.close()

@@ -1,8 +1,9 @@
 """Build: the compiled gateway as a Litestar application.
 
 One handler per route plan, made by the operation's endpoint factory, with the
-route's auth class and body limit. Nothing here opens a socket: the runtime's
-startup hook does, when a server starts the app.
+route's auth class, route permission (tianji.guards.rbac) and body limit.
+Nothing here opens a socket: the runtime's startup hook does, when a server
+starts the app.
 """
 
 from typing import Any
@@ -16,6 +17,7 @@ from tianji.api.errors import EXCEPTION_HANDLERS
 from tianji.api.runtime import Runtime
 from tianji.compile.model import CompiledGateway, RoutePlan
 from tianji.guards.auth import Anonymous, Authenticator
+from tianji.guards.rbac import authorize
 
 __all__ = ["build_app", "litestar_path"]
 
@@ -41,6 +43,8 @@ def _endpoint(plan: RoutePlan, runtime: Runtime) -> Any:
             identity = Anonymous
         else:
             identity = await auth.authenticate(request.headers.items(), plan)
+            # Role (management routes), key_type and allowed_routes (every route).
+            authorize(identity, plan, request.method)
         result: Response[bytes] | Stream = await inner(request, identity)
         return result
 

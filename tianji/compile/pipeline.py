@@ -22,11 +22,13 @@ from tianji.compile.models import plan_models
 from tianji.compile.providers import plan_providers
 from tianji.compile.routes import plan_routes
 from tianji.guards.auth import DEFAULT_KEY_HEADERS, MasterKeyAuthenticator
+from tianji.guards.keys import KeyAuthenticator, ModelAccessGuard
 from tianji.providers import ADAPTER_PATHS, adapter_for
 from tianji.router import Router
 from tianji.spec.config import ConfigSpec
 from tianji.spec.loader import Specs, default_spec_dir, load_specs
 from tianji.spec.source import Located, Problem
+from tianji.store import Store, parse_database_url
 
 __all__ = ["Built", "build", "compile_specs"]
 
@@ -69,7 +71,38 @@ def build(
         router=Router(),
         openai_params=gateway.providers["openai"].params if "openai" in gateway.providers else {},
     )
+    store = make_store(specs, gateway.settings)
+    if store is not None:
+        general = specs.config.general_settings
+        runtime.store = store
+        runtime.auth = KeyAuthenticator(
+            store,
+            gateway.settings.master_key,
+            gateway.settings.key_headers,
+            cache_ttl=general.user_api_key_cache_ttl,
+        )
+        runtime.guard = ModelAccessGuard(gateway.models)
     return Built(gateway, runtime, build_app(gateway, runtime)), problems
+
+
+def database_url(specs: Specs) -> str | None:
+    """general_settings.database_url, else env DATABASE_URL (LiteLLM's), else None
+    (the default SQLite file)."""
+    return specs.config.general_settings.database_url or specs.env.get("DATABASE_URL") or None
+
+
+def make_store(specs: Specs, settings: GatewaySettings) -> Store | None:
+    """The store of virtual keys: only with a master key (without one the gateway is
+    open and there is nobody to mint keys). Opens nothing: Runtime.start does."""
+    if settings.master_key is None:
+        return None
+    general = specs.config.general_settings
+    return Store(
+        database_url(specs),
+        redis_url=general.redis_url,
+        pool_size=general.database_connection_pool_limit,
+        connect_timeout=general.database_connection_timeout,
+    )
 
 
 def compile_specs(specs: Specs, *, strict_env: bool) -> tuple[CompiledGateway, list[Problem]]:
@@ -92,6 +125,12 @@ def compile_specs(specs: Specs, *, strict_env: bool) -> tuple[CompiledGateway, l
         specs.config, specs.config_doc, providers, env=specs.env, strict_env=strict_env
     )
     problems += found
+    if settings.master_key is not None and specs.config_doc is not None:
+        try:
+            parse_database_url(database_url(specs))
+        except ValueError as exc:
+            where = ("general_settings", "database_url")
+            problems.append(specs.config_doc.problem(where, str(exc)))
     if settings.master_key is None and specs.config_doc is not None:
         problems.append(
             _warning(

@@ -118,8 +118,15 @@ class ModelEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
 
 class GeneralSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     master_key: str | None = None
+    # postgres:// or postgresql:// -> Postgres; sqlite:///path or a path -> SQLite.
+    # Unset: env DATABASE_URL, else ./tianji.db (used only when master_key is set).
     database_url: str | None = None
+    # Postgres pool size per worker, and connect timeout in seconds.
+    database_connection_pool_limit: int = 20
+    database_connection_timeout: float = 60.0
     redis_url: str | None = None
+    # Seconds a virtual key's identity stays cached in process (guards.md §1.3).
+    user_api_key_cache_ttl: float = 60.0
     max_request_size_mb: float = 32.0
     max_multipart_size_mb: float = 100.0
     litellm_key_header_name: str | None = None
@@ -200,8 +207,6 @@ RECOGNISED_ONLY: dict[str, frozenset[str]] = {
             "maximum_spend_logs_retention_period",
             "maximum_spend_logs_retention_interval",
             "user_mcp_management_mode",
-            "database_connection_pool_limit",
-            "database_connection_timeout",
             "allow_requests_on_db_unavailable",
             "custom_auth",
             "max_parallel_requests",
@@ -232,7 +237,6 @@ RECOGNISED_ONLY: dict[str, frozenset[str]] = {
             "alert_to_webhook_url",
             "key_management_settings",
             "allow_user_auth",
-            "user_api_key_cache_ttl",
             "disable_prisma_schema_update",
             "custom_sso",
             "allow_client_side_credentials",
