@@ -17,13 +17,14 @@ from tianji.api.health import make_health, make_liveliness, make_readiness, make
 from tianji.api.llm.forward import make_forward_handler
 from tianji.api.llm.models import make_list_models, make_retrieve_model
 from tianji.api.llm.proxy import MULTIPART_OPERATIONS, make_model_handler
+from tianji.api.native import ERROR_RENDERERS
 from tianji.api.native import OPERATIONS as NATIVE_OPERATIONS
 from tianji.api.passthrough import OPERATIONS as PASSTHROUGH_OPERATIONS
 from tianji.api.runtime import Runtime
 from tianji.api.utils import make_supported_params, make_token_counter
 from tianji.compile.model import RoutePlan
 
-__all__ = ["MULTIPART_OPERATIONS", "OPERATIONS", "EndpointFactory"]
+__all__ = ["ERROR_RENDERERS", "MULTIPART_OPERATIONS", "OPERATIONS", "EndpointFactory"]
 
 EndpointFactory = Callable[[RoutePlan, Runtime], Any]
 

@@ -12,11 +12,12 @@ from litestar import HttpMethod, Litestar, Request, Response, route
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import Stream
 
-from tianji.api import OPERATIONS
+from tianji.api import ERROR_RENDERERS, OPERATIONS
 from tianji.api.errors import EXCEPTION_HANDLERS
 from tianji.api.runtime import Runtime
 from tianji.compile.model import CompiledGateway, RoutePlan
-from tianji.guards.auth import Anonymous, Authenticator
+from tianji.errors import TianjiError
+from tianji.guards.auth import Anonymous, Authenticator, Identity
 from tianji.guards.rbac import authorize
 
 __all__ = ["build_app", "litestar_path"]
@@ -37,14 +38,25 @@ def _endpoint(plan: RoutePlan, runtime: Runtime) -> Any:
     inner = OPERATIONS[plan.operation](plan, runtime)
     auth: Authenticator = runtime.auth
     public = plan.auth == "public"
+    # The operation's own error envelope (Anthropic's on /v1/messages), else the app's.
+    render_error = ERROR_RENDERERS.get(plan.operation)
+
+    async def admit(request: Request[Any, Any, Any]) -> Identity:
+        if public:
+            return Anonymous
+        identity = await auth.authenticate(request.headers.items(), plan)
+        # Role (management routes), key_type and allowed_routes (every route).
+        authorize(identity, plan, request.method)
+        return identity
 
     async def endpoint(request: Request[Any, Any, Any]) -> Response[bytes] | Stream:
-        if public:
-            identity = Anonymous
-        else:
-            identity = await auth.authenticate(request.headers.items(), plan)
-            # Role (management routes), key_type and allowed_routes (every route).
-            authorize(identity, plan, request.method)
+        try:
+            identity = await admit(request)
+        except TianjiError as exc:
+            if render_error is None:
+                raise
+            rendered: Response[bytes] = render_error(exc)
+            return rendered
         result: Response[bytes] | Stream = await inner(request, identity)
         return result
 
