@@ -115,3 +115,57 @@ def test_health_and_utils(served: str) -> None:
     )
     assert count.json()["total_tokens"] == 3 + 1 + 2 + 3  # per message + role + text + priming
     assert count.json()["model_used"] == "o200k_base"
+
+
+def test_workers_get_the_same_specs(tmp_path: Path) -> None:
+    """With --workers, each worker rebuilds the app: --providers must reach it too."""
+    from tests.support.fake_upstream import FakeUpstream
+
+    shipped = (ROOT / "providers.yaml").read_text()
+    with FakeUpstream() as up, socket.socket() as s:
+        providers = tmp_path / "providers.yaml"
+        providers.write_text(
+            shipped + f"\n  acme:\n    base_url: {up.base_url}\n    auth: {{kind: none}}\n"
+        )
+        config = tmp_path / "c.yaml"
+        config.write_text("model_list:\n  - model_name: a\n    litellm_params: {model: acme/x}\n")
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        command = [
+            sys.executable,
+            "-m",
+            "tianji",
+            "serve",
+            "--config",
+            str(config),
+            "--providers",
+            str(providers),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ]
+        process = subprocess.Popen(
+            command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    reply = httpx.post(
+                        f"http://127.0.0.1:{port}/v1/chat/completions",
+                        json={"model": "a", "messages": [{"role": "user", "content": "w"}]},
+                    )
+                    break
+                except httpx.TransportError:
+                    assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
+                    assert time.monotonic() < deadline, "workers did not start"
+                    time.sleep(0.2)
+            assert reply.status_code == 200, reply.text
+            assert reply.json()["choices"][0]["message"]["content"] == "echo: w"
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
