@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import msgspec
@@ -27,16 +28,26 @@ def make_liveliness(plan: RoutePlan, runtime: Runtime) -> Any:
 
 
 def make_readiness(plan: RoutePlan, runtime: Runtime) -> Any:
+    """Ready when the upstream transport is open and, if a database is configured,
+    it answers; an orchestrator stops sending traffic on a 503."""
+
     async def handler(request: Request[Any, Any, Any], identity: Identity) -> Response[bytes]:
-        ready = runtime.http is not None
+        db = "Not connected"
+        db_ok = True
+        if runtime.store is not None:
+            db_ok = runtime.store.is_open and await runtime.store.ping()
+            db = "connected" if db_ok else "disconnected"
+        ready = runtime.http is not None and db_ok
         return _json(
             {
                 "status": "healthy" if ready else "unhealthy",
-                # No database is opened by the gateway core yet.
-                "db": "Not connected",
-                "cache": None,
+                "db": db,
+                "cache": "redis" if runtime.gateway.settings.redis_url else None,
                 "version": __version__,
                 "success_callbacks": [],
+                "last_updated": time.strftime(
+                    "%Y-%m-%dT%H:%M:%SZ", time.gmtime(runtime.started_at)
+                ),
             },
             200 if ready else 503,
         )
@@ -55,7 +66,7 @@ def make_health(plan: RoutePlan, runtime: Runtime) -> Any:
                 "provider": d.provider.name,
                 "api_base": d.api_base,
             }
-            for group in runtime.gateway.models.groups.values()
+            for group in runtime.models.groups.values()
             for d in group.deployments
         ]
         return _json(
