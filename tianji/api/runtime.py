@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from tianji.compile.model import CompiledGateway
+from tianji.compile.model import CompiledGateway, ModelTable
 from tianji.guards import AllowAll, CallGuard
 from tianji.guards.auth import Authenticator
 from tianji.router import Router
@@ -38,6 +38,12 @@ class Runtime:
     migrate_on_start: bool = True
     mock: Transport = field(default_factory=MockTransport)
     started_at: float = field(default_factory=time.time)
+    # The model table requests are routed with: the config's, swapped whole (one
+    # reference assignment, atomic for the event loop) when models change at run time.
+    models: ModelTable = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.models = self.gateway.models
 
     def transport_for(self, url: str) -> Transport:
         if url.startswith("mock:"):

@@ -30,7 +30,7 @@ def make_supported_params(plan: RoutePlan, runtime: Runtime) -> Any:
         model = request.query_params.get("model")
         if not model:
             raise InvalidRequest("Query parameter 'model' is required.", param="model")
-        resolved = resolve_model(runtime.gateway.models, model, "chat")
+        resolved = resolve_model(runtime.models, model, "chat")
         provider = resolved.group.deployments[0].provider
         params = sorted(provider.params.get("chat", frozenset()))
         return Response(msgspec.json.encode(params), media_type="application/json")
@@ -45,7 +45,7 @@ def make_token_counter(plan: RoutePlan, runtime: Runtime) -> Any:
         if body.get("messages") is None and body.get("prompt") is None:
             raise InvalidRequest("Pass 'messages' or 'prompt'.", param="messages")
         model = body["model"]
-        resolved = runtime.gateway.models.resolve(model)
+        resolved = runtime.models.resolve(model)
         upstream = (
             resolved.group.deployments[0].upstream_model(resolved.capture) if resolved else model
         )

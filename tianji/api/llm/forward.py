@@ -59,7 +59,7 @@ def make_forward_handler(plan: RoutePlan, runtime: Runtime) -> Any:
             if isinstance(data, dict):
                 provider = provider or data.get("custom_llm_provider")
                 stream = data.get("stream") is True
-        deployment = default_deployment(runtime.gateway.models, provider)
+        deployment = default_deployment(runtime.models, provider)
         path = plan.upstream_path.format(**request.path_params)
         kept = [(k, v) for k, v in query if k not in ("custom_llm_provider", "api-version")]
         call = Call(

@@ -28,7 +28,7 @@ class ModelList(msgspec.Struct):
 
 
 def _cards(runtime: Runtime) -> dict[str, ModelCard]:
-    models = runtime.gateway.models
+    models = runtime.models
     created = int(runtime.started_at)
     cards = {}
     for name in models.public_names():

@@ -66,7 +66,7 @@ def make_model_handler(plan: RoutePlan, runtime: Runtime) -> Handler:
             model_name = body.get("model")
         if plan.model_param:
             model_name = request.path_params[plan.model_param]
-        resolved = resolve_model(runtime.gateway.models, model_name or default_model, operation)
+        resolved = resolve_model(runtime.models, model_name or default_model, operation)
         await runtime.guard.before_call(identity, plan, resolved.group.name)
         deployment = runtime.router.pick(resolved.group)
         _check_operation(deployment, operation)

@@ -96,7 +96,7 @@ def _handler(
             raw = await request.body()
             body = decode_object(raw)
             validate(body, schema)
-            resolved = resolve_model(runtime.gateway.models, body["model"], "chat")
+            resolved = resolve_model(runtime.models, body["model"], "chat")
             await runtime.guard.before_call(identity, guarded, resolved.group.name)
             deployment = runtime.router.pick(resolved.group)
             return await serve(runtime, request, raw, body, resolved, deployment)

@@ -43,7 +43,7 @@ async def token_credentials(
 ) -> Credentials:
     """Credentials of a `token` target: the deployment's headers plus what its
     adapter's `prepare` hook adds (an `Authorization: Bearer` token)."""
-    models = runtime.gateway.models
+    models = runtime.models
     deployment = first_deployment(models, target.provider)
     if deployment is None:
         if target.key_env:  # e.g. WATSONX_TOKEN: a ready access token
@@ -99,7 +99,7 @@ def bedrock_request(
 ) -> tuple[UpstreamRequest, Timeouts, str | None]:
     """The signed Bedrock request. `/agent/...` goes to the agent runtime host."""
     env = os.environ if env is None else env
-    deployment = first_deployment(runtime.gateway.models, "bedrock")
+    deployment = first_deployment(runtime.models, "bedrock")
     params = deployment.params if deployment is not None else ModelParams(model="bedrock/*")
     region = aws_region(params, env)
     if tail.startswith("/agent/"):

@@ -82,7 +82,7 @@ def _make_handler(name: str, target: Target, plan: RoutePlan, runtime: Runtime) 
                 credentials = await token_credentials(name, target, runtime, tail)
             else:
                 credentials = static_credentials(
-                    name, target, runtime.gateway.models, runtime.gateway.providers
+                    name, target, runtime.models, runtime.gateway.providers
                 )
             upstream_request = _request(credentials, method, tail, query, headers, body)
             timeouts, secret = credentials.timeouts, credentials.secret
