@@ -2,8 +2,9 @@
 
 Built with the app; the upstream transport and the store (database, migrations,
 Postgres pool, Redis invalidation channel) are opened in the app's startup hook
-(on the serving event loop) and closed on shutdown. `tianji check` builds the
-app without starting it, so it opens nothing.
+(on the serving event loop) and closed on shutdown, as is the follower of the
+database's models (tianji.api.admin.model_sync). `tianji check` builds the app
+without starting it, so it opens nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tianji.compile.model import CompiledGateway, ModelTable
 from tianji.guards import AllowAll, CallGuard
@@ -19,6 +21,9 @@ from tianji.router import Router
 from tianji.store import Store
 from tianji.upstream.mock import MockTransport
 from tianji.upstream.types import Transport
+
+if TYPE_CHECKING:
+    from tianji.api.admin.model_sync import ModelSync
 
 __all__ = ["Runtime"]
 
@@ -41,6 +46,8 @@ class Runtime:
     # The model table requests are routed with: the config's, swapped whole (one
     # reference assignment, atomic for the event loop) when models change at run time.
     models: ModelTable = field(init=False)
+    # Merges the database's models (POST /model/new) into `models`; None without a store.
+    model_sync: ModelSync | None = None
 
     def __post_init__(self) -> None:
         self.models = self.gateway.models
@@ -59,8 +66,12 @@ class Runtime:
             await self.store.open(migrate=self.migrate_on_start)
         if self.http is None:
             self.http = HttpTransport()
+        if self.model_sync is not None:
+            await self.model_sync.start()
 
     async def stop(self) -> None:
+        if self.model_sync is not None:
+            await self.model_sync.stop()
         if self.http is not None:
             await self.http.aclose()
             self.http = None

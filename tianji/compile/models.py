@@ -1,9 +1,15 @@
-"""Link and plan the operator's model_list into deployments and a model table."""
+"""Link and plan model deployments into a model table.
+
+The config's model_list is planned at startup (`plan_models`); deployments
+stored in the database (POST /model/new) go through the same checks one at a
+time (`plan_deployment`), and `assemble_table` groups config and database
+deployments into the table requests are routed with.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -12,10 +18,10 @@ import msgspec
 
 from tianji.compile.model import Deployment, ModelGroup, ModelTable, ProviderKind
 from tianji.spec.config import REQUEST_DEFAULT_FIELDS, ConfigSpec, ModelEntry, ModelParams
-from tianji.spec.source import Located, Problem, Severity, format_path
+from tianji.spec.source import Located, PathKey, Problem, Severity, format_path
 from tianji.upstream.types import Timeouts
 
-__all__ = ["plan_models"]
+__all__ = ["assemble_table", "plan_deployment", "plan_models"]
 
 DEFAULT_TIMEOUT = 600.0
 CONNECT_TIMEOUT = 5.0
@@ -30,7 +36,7 @@ class _Context:
     strict_env: bool
     problems: list[Problem]
 
-    def report(self, path: tuple[str | int, ...], message: str, *, error: bool = True) -> None:
+    def report(self, path: tuple[PathKey, ...], message: str, *, error: bool = True) -> None:
         file = self.doc.file if self.doc else "<config>"
         line = self.doc.line(path) if self.doc else 0
         severity: Severity = "error" if error else "warning"
@@ -46,10 +52,10 @@ def plan_models(
     strict_env: bool,
 ) -> tuple[ModelTable, list[Problem]]:
     ctx = _Context(config, doc, providers, env, strict_env, [])
-    grouped: dict[str, list[Deployment]] = {}
+    deployments: list[Deployment] = []
     seen_ids: set[str] = set()
     for i, entry in enumerate(config.model_list):
-        deployment = _deployment(ctx, i, entry)
+        deployment = _deployment(ctx, ("model_list", i), entry)
         if deployment is None:
             continue
         if deployment.id in seen_ids:
@@ -57,7 +63,40 @@ def plan_models(
                 ("model_list", i, "model_info", "id"), f"duplicate deployment id {deployment.id!r}"
             )
         seen_ids.add(deployment.id)
-        grouped.setdefault(entry.model_name, []).append(deployment)
+        deployments.append(deployment)
+    table = _assemble(ctx, deployments)
+    return table, ctx.problems
+
+
+def plan_deployment(
+    entry: ModelEntry,
+    config: ConfigSpec,
+    providers: Mapping[str, ProviderKind],
+    *,
+    env: Mapping[str, str],
+    where: tuple[PathKey, ...] = (),
+) -> tuple[Deployment | None, list[Problem]]:
+    """One deployment outside the config file (a database row), with the startup
+    checks: unknown provider, no base URL, no credential are errors. `where`
+    prefixes the problems' paths (e.g. the request body's field)."""
+    ctx = _Context(config, None, providers, env, True, [])
+    deployment = _deployment(ctx, where, entry)
+    if any(p.severity == "error" for p in ctx.problems):
+        deployment = None
+    return deployment, ctx.problems
+
+
+def assemble_table(config: ConfigSpec, deployments: Iterable[Deployment]) -> ModelTable:
+    """Deployments (in order) grouped by name, with the config's aliases resolved
+    against all of them. An alias whose group is gone is left out."""
+    ctx = _Context(config, None, {}, {}, False, [])
+    return _assemble(ctx, deployments)
+
+
+def _assemble(ctx: _Context, deployments: Iterable[Deployment]) -> ModelTable:
+    grouped: dict[str, list[Deployment]] = {}
+    for deployment in deployments:
+        grouped.setdefault(deployment.group, []).append(deployment)
     groups = {name: ModelGroup(name, tuple(ds)) for name, ds in grouped.items()}
     aliases = _aliases(ctx, groups)
     wildcards = sorted(
@@ -65,8 +104,7 @@ def plan_models(
         key=lambda g: len(g.name.replace("*", "")),
         reverse=True,
     )
-    table = ModelTable(MappingProxyType(groups), MappingProxyType(aliases), tuple(wildcards))
-    return table, ctx.problems
+    return ModelTable(MappingProxyType(groups), MappingProxyType(aliases), tuple(wildcards))
 
 
 def _aliases(ctx: _Context, groups: Mapping[str, ModelGroup]) -> dict[str, tuple[str, bool]]:
@@ -84,8 +122,7 @@ def _aliases(ctx: _Context, groups: Mapping[str, ModelGroup]) -> dict[str, tuple
     return out
 
 
-def _deployment(ctx: _Context, i: int, entry: ModelEntry) -> Deployment | None:
-    where: tuple[str | int, ...] = ("model_list", i)
+def _deployment(ctx: _Context, where: tuple[PathKey, ...], entry: ModelEntry) -> Deployment | None:
     if entry.litellm_params is not None and entry.tianji_params is not None:
         ctx.report(where, "set litellm_params or tianji_params, not both")
         return None

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from litestar import Litestar
 
 from tianji.api import MULTIPART_OPERATIONS, OPERATIONS
+from tianji.api.admin.model_sync import ModelSync
 from tianji.api.runtime import Runtime
 from tianji.compile.build import build_app
 from tianji.compile.model import CompiledGateway, GatewaySettings
@@ -82,6 +83,12 @@ def build(
             cache_ttl=general.user_api_key_cache_ttl,
         )
         runtime.guard = ModelAccessGuard(gateway.models)
+        runtime.model_sync = ModelSync(
+            runtime,
+            config=specs.config,
+            env=specs.env,
+            interval=general.proxy_config_reload_interval_seconds,
+        )
     return Built(gateway, runtime, build_app(gateway, runtime)), problems
 
 

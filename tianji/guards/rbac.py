@@ -69,6 +69,13 @@ ROUTE_ROLES: Mapping[str, frozenset[str]] = MappingProxyType(
         "key_bulk_update": _ADMIN,
         "key_info_v2": _VIEWERS,
         "key_aliases": _VIEWERS,
+        # --- models (§8): a team admin writes models of own teams (model_info.team_id;
+        # tianji/api/admin/models.py); the info routes list what the caller may call
+        "model_new": _ADMIN | {"team_admin"},
+        "model_update": _ADMIN | {"team_admin"},
+        "model_delete": _ADMIN | {"team_admin"},
+        "model_info": _EVERYONE,
+        "model_group_info": _EVERYONE,
         # --- teams (§3) and organizations (§4): which team / organization in
         # tianji/api/admin/group_access.py (own teams, teams of own orgs, ...)
         # internal users too once allow_internal_user_team_creation exists (§11)
@@ -142,6 +149,7 @@ _INFO_PATHS = frozenset(
         "/organization/info",
         "/model/info",
         "/v1/model/info",
+        "/v2/model/info",
         "/model_group/info",
         "/health",
     }

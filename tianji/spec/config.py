@@ -127,6 +127,9 @@ class GeneralSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     redis_url: str | None = None
     # Seconds a virtual key's identity stays cached in process (guards.md §1.3).
     user_api_key_cache_ttl: float = 60.0
+    # Seconds between two reads of the database's models (POST /model/new on another
+    # instance); with redis_url they are also announced at once. 0 or less: no polling.
+    proxy_config_reload_interval_seconds: float = 10.0
     max_request_size_mb: float = 32.0
     max_multipart_size_mb: float = 100.0
     litellm_key_header_name: str | None = None
@@ -254,7 +257,6 @@ RECOGNISED_ONLY: dict[str, frozenset[str]] = {
             "passthrough_credentials",
             "providers_file",
             "redis_on_error",
-            "proxy_config_reload_interval_seconds",
             "available_teams",
         }
     ),

@@ -13,6 +13,7 @@ from typing import Any
 from tianji.api.admin.budgets import BUDGET_OPERATIONS
 from tianji.api.admin.customers import CUSTOMER_OPERATIONS
 from tianji.api.admin.keys import KEY_OPERATIONS
+from tianji.api.admin.models import MODEL_OPERATIONS
 from tianji.api.admin.organizations import ORGANIZATION_OPERATIONS
 from tianji.api.admin.teams import TEAM_OPERATIONS
 from tianji.api.admin.users import USER_OPERATIONS
@@ -22,6 +23,7 @@ __all__ = ["OPERATIONS"]
 OPERATIONS: Mapping[str, Any] = MappingProxyType(
     {
         **KEY_OPERATIONS,
+        **MODEL_OPERATIONS,
         **TEAM_OPERATIONS,
         **ORGANIZATION_OPERATIONS,
         **USER_OPERATIONS,

@@ -66,8 +66,9 @@ def make_model_handler(plan: RoutePlan, runtime: Runtime) -> Handler:
             model_name = body.get("model")
         if plan.model_param:
             model_name = request.path_params[plan.model_param]
-        resolved = resolve_model(runtime.models, model_name or default_model, operation)
-        await runtime.guard.before_call(identity, plan, resolved.group.name)
+        requested = model_name or default_model
+        resolved = resolve_model(runtime.models, requested, operation)
+        await runtime.guard.before_call(identity, plan, resolved.group.name, requested=requested)
         deployment = runtime.router.pick(resolved.group)
         _check_operation(deployment, operation)
         stream = bool(body.get("stream")) if body is not None else False
