@@ -84,7 +84,7 @@ def make_gemini_handler(plan: RoutePlan, runtime: Runtime) -> Any:
         identity = await authenticate(runtime, request, plan, identity, query_key=True)
         name, action = split_model_action(request.path_params[PATH_PARAM])
         resolved = resolve_model(runtime.models, name, "chat")
-        await runtime.guard.before_call(identity, guarded, resolved.group.name)
+        await runtime.guard.before_call(identity, guarded, resolved.group.name, requested=name)
         deployment = runtime.router.pick(resolved.group)
         model = deployment.upstream_model(resolved.capture)
         if not is_gemini(deployment, model):

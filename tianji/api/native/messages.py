@@ -97,7 +97,9 @@ def _handler(
             body = decode_object(raw)
             validate(body, schema)
             resolved = resolve_model(runtime.models, body["model"], "chat")
-            await runtime.guard.before_call(identity, guarded, resolved.group.name)
+            await runtime.guard.before_call(
+                identity, guarded, resolved.group.name, requested=body["model"]
+            )
             deployment = runtime.router.pick(resolved.group)
             return await serve(runtime, request, raw, body, resolved, deployment)
         except TianjiError as exc:
