@@ -251,7 +251,8 @@ def test_region_url_bearer_key_and_fresh_signature(monkeypatch: pytest.MonkeyPat
 
 
 def test_bedrock_api_key_from_the_environment() -> None:
-    target = deployment("bedrock/amazon.nova-lite-v1:0", env={"AWS_BEARER_TOKEN_BEDROCK": "bk"})
+    env = {"AWS_BEARER_TOKEN_BEDROCK": "bk", "AWS_REGION": "us-west-2"}
+    target = deployment("bedrock/amazon.nova-lite-v1:0", env=env)
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
     call = Call("chat", target, target.model, body=body)
     headers = dict(adapter_for("bedrock").build_request(call).headers)

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from tianji.compile.model import Deployment, ModelGroup, ModelTable, ProviderKind
+from tianji.providers import adapter_for
 from tianji.spec.config import REQUEST_DEFAULT_FIELDS, ConfigSpec, ModelEntry, ModelParams
 from tianji.spec.source import Located, PathKey, Problem, Severity, format_path
 from tianji.upstream.types import Timeouts
@@ -154,7 +155,21 @@ def _deployment(ctx: _Context, where: tuple[PathKey, ...], entry: ModelEntry) ->
             f"set api_key or {wanted}",
             error=ctx.strict_env,
         )
-    return _build(ctx, entry, params, provider, model, api_base.rstrip("/"), api_key)
+    deployment = _build(ctx, entry, params, provider, model, api_base.rstrip("/"), api_key)
+    for message in _adapter_problems(deployment, ctx.env):
+        ctx.report(where, f"deployment {entry.model_name!r}: {message}", error=ctx.strict_env)
+    return deployment
+
+
+def _adapter_problems(deployment: Deployment, env: Mapping[str, str]) -> list[str]:
+    """The adapter's own configuration checks (AWS credentials, a Vertex project, ...),
+    so they fail `tianji check` rather than the first request."""
+    try:
+        adapter = adapter_for(deployment.provider.adapter)
+    except Exception:  # a broken adapter is reported by plan_providers
+        return []
+    check = getattr(adapter, "check", None)
+    return list(check(deployment, env)) if check is not None else []
 
 
 def _build(

@@ -43,6 +43,7 @@ ADAPTER_PATHS: Mapping[str, str] = MappingProxyType(
         "voyage": "tianji.providers.voyage:VoyageAdapter",
         "deepgram": "tianji.providers.deepgram:DeepgramAdapter",
         "elevenlabs": "tianji.providers.elevenlabs:ElevenLabsAdapter",
+        "stability": "tianji.providers.stability:StabilityAdapter",
     }
 )
 

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import msgspec
 
+from tianji.compile.model import Deployment
 from tianji.errors import InvalidRequest, TianjiError, UpstreamProtocolError
 from tianji.providers.base import Call, StreamTranslator
 from tianji.providers.bedrock_request import JSON_TOOL, converse_body, json_mode, unsupported
@@ -28,7 +29,7 @@ from tianji.providers.bedrock_response import ConverseStreamTranslator, chat_res
 from tianji.providers.errors import provider_error
 from tianji.providers.eventstream import Frame
 from tianji.providers.openai_compat import apply_params
-from tianji.providers.sigv4 import aws_region, sign_for
+from tianji.providers.sigv4 import aws_problems, aws_region, sign_for
 from tianji.tokens import count_text
 from tianji.upstream.types import UpstreamRequest
 
@@ -112,6 +113,11 @@ def auth_headers(
 
 class BedrockAdapter:
     name = "bedrock"
+
+    def check(self, deployment: Deployment, env: Mapping[str, str]) -> list[str]:
+        """Configuration problems `tianji check` reports for this deployment."""
+        # A Bedrock API key (AWS_BEARER_TOKEN_BEDROCK) replaces the signature.
+        return aws_problems(deployment.params, env, bearer=deployment.api_key is not None)
 
     def build_request(self, call: Call) -> UpstreamRequest:
         if call.operation == "chat":

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from tianji.compile.model import Deployment
 from tianji.errors import InvalidRequest, TianjiError, UpstreamProtocolError
 from tianji.providers.base import Call, StreamTranslator
 from tianji.providers.errors import provider_error
@@ -218,6 +219,16 @@ class _CloudflareStream:
 
 class CloudflareAdapter(OpenAICompatAdapter):
     name = "cloudflare"
+
+    def check(self, deployment: Deployment, env: Mapping[str, str]) -> list[str]:
+        """Configuration problems `tianji check` reports for this deployment."""
+        account, _ = account_and_model(deployment.model)
+        if account or env.get(ACCOUNT_ENV) or deployment.api_base.endswith("/ai/run"):
+            return []
+        return [
+            f"no Cloudflare account id: set {ACCOUNT_ENV} or use the model form "
+            "cloudflare/<account_id>/@cf/..."
+        ]
 
     def build_request(self, call: Call) -> UpstreamRequest:
         body = apply_params(call)

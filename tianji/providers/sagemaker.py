@@ -21,12 +21,13 @@ from urllib.parse import quote
 
 import msgspec
 
+from tianji.compile.model import Deployment
 from tianji.errors import InvalidRequest, TianjiError, UpstreamProtocolError
 from tianji.providers.base import Call, StreamTranslator
 from tianji.providers.bedrock import aws_error, decode_object, embedding_list
 from tianji.providers.eventstream import EventStreamDecoder, Frame
 from tianji.providers.openai_compat import apply_params
-from tianji.providers.sigv4 import aws_region, sign_for
+from tianji.providers.sigv4 import aws_problems, aws_region, sign_for
 from tianji.providers.sse import DONE, ChunkWriter, SSEParser
 from tianji.tokens import count_text
 from tianji.upstream.types import UpstreamRequest
@@ -91,6 +92,10 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
 
 class SageMakerAdapter:
     name = "sagemaker"
+
+    def check(self, deployment: Deployment, env: Mapping[str, str]) -> list[str]:
+        """Configuration problems `tianji check` reports for this deployment."""
+        return aws_problems(deployment.params, env, bearer=False)
 
     def build_request(self, call: Call) -> UpstreamRequest:
         body = apply_params(call)

@@ -30,6 +30,7 @@ from tianji.spec.config import ModelParams
 __all__ = [
     "AwsCredentials",
     "aws_credentials",
+    "aws_problems",
     "aws_region",
     "canonical_path",
     "canonical_query",
@@ -85,6 +86,24 @@ def aws_region(params: ModelParams, env: Mapping[str, str] | None = None) -> str
     env = os.environ if env is None else env
     found = params.aws_region_name or params.region_name
     return found or next((env[n] for n in REGION_ENV if env.get(n)), DEFAULT_REGION)
+
+
+def aws_problems(params: ModelParams, env: Mapping[str, str], *, bearer: bool) -> list[str]:
+    """What `tianji check` reports for an AWS deployment: credentials (unless a bearer
+    key stands in for them) and a region (unless api_base names the endpoint)."""
+    problems = []
+    if not bearer:
+        try:
+            aws_credentials(params, env)
+        except AuthenticationFailed as exc:
+            problems.append(exc.message)
+    region = params.aws_region_name or params.region_name or any(env.get(n) for n in REGION_ENV)
+    if not region and not params.api_base:
+        problems.append(
+            f"no AWS region: set aws_region_name or {' / '.join(REGION_ENV)} "
+            f"(requests would go to {DEFAULT_REGION})"
+        )
+    return problems
 
 
 def canonical_path(path: str) -> str:

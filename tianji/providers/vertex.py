@@ -16,9 +16,11 @@ per credentials (tianji.providers.google_auth) and refreshed 5 min before expiry
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from tianji.compile.model import Deployment
 from tianji.errors import TianjiError, UpstreamProtocolError
 from tianji.providers.base import Call, Send
 from tianji.providers.gemini import GeminiAdapter, embedding_inputs, embedding_list
@@ -49,6 +51,21 @@ class VertexAdapter(GeminiAdapter):
         # Credentials source text -> parsed credentials, and credentials -> token source.
         self._credentials: dict[str, Credentials] = {}
         self._tokens: dict[Credentials, TokenSource] = {}
+
+    def check(self, deployment: Deployment, env: Mapping[str, str]) -> list[str]:
+        """Configuration problems `tianji check` reports for this deployment."""
+        params = deployment.params
+        problems = []
+        credentials = params.vertex_credentials or any(env.get(n) for n in _CREDENTIALS_ENV)
+        if not credentials:
+            problems.append(
+                "no credentials: set vertex_credentials or GOOGLE_APPLICATION_CREDENTIALS"
+            )
+        # Without an explicit project, the service-account file's project_id is used.
+        project = params.vertex_project or any(env.get(n) for n in _PROJECT_ENV)
+        if not project and not credentials:
+            problems.append("no project: set vertex_project or VERTEXAI_PROJECT")
+        return problems
 
     # --- credentials and token -------------------------------------------------------
 

@@ -21,6 +21,7 @@ from urllib.parse import quote, urlencode
 
 import msgspec
 
+from tianji.compile.model import Deployment
 from tianji.errors import InvalidRequest, TianjiError
 from tianji.providers.base import Call, Send, StreamTranslator
 from tianji.providers.errors import CONTEXT_LENGTH, provider_error
@@ -66,6 +67,13 @@ class WatsonxAdapter:
     def __init__(self, iam_url: str = IAM_URL, clock: Callable[[], float] = time.time) -> None:
         self.iam_url = iam_url
         self.tokens = TokenCache(margin=60.0, clock=clock)
+
+    def check(self, deployment: Deployment, env: Mapping[str, str]) -> list[str]:
+        """Configuration problems `tianji check` reports for this deployment."""
+        params = deployment.params
+        if params.project_id or params.space_id or deployment.model.startswith("deployment/"):
+            return []
+        return ["watsonx needs project_id or space_id in litellm_params"]
 
     # --- the IAM token step ------------------------------------------------------
 
