@@ -18,6 +18,10 @@ gateway passes them `send`, the only way out to the network:
 * ``complete(call, send)`` replaces the single send for multi-step flows (e.g.
   create a prediction, then poll or open its stream) and returns the response
   to relay.
+
+And one optional plain method, run at link time: ``check(deployment, env)`` returns
+the deployment's configuration problems (missing credentials, region, project),
+so `tianji check` reports them instead of the first request failing.
 """
 
 from __future__ import annotations
