@@ -189,3 +189,12 @@ def test_no_traceback_or_secret_in_errors(gateway: Gateway, upstream: FakeUpstre
     assert "Traceback" not in response.text
     assert "sk-upstream-secret" not in response.text
     assert "bad key ***" in response.json()["error"]["message"]
+
+
+def test_unsupported_param_rule_knows_image_and_speech_params(gateway: Gateway) -> None:
+    """Adapters get every OpenAI param of the operation, so a narrower provider can
+    reject (or drop) the ones it cannot express, for images and speech as for chat."""
+    params = gateway.built.runtime.openai_params
+    assert {"quality", "size", "n", "response_format"} <= params["image_generation"]
+    assert {"voice", "speed", "response_format"} <= params["speech"]
+    assert "tools" in params["chat"] and "tools" not in params["image_generation"]

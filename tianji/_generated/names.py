@@ -327,6 +327,7 @@ ProviderName = Literal[
     "sagemaker",
     "sagemaker_chat",
     "sambanova",
+    "stability",
     "together_ai",
     "vertex_ai",
     "vllm",
