@@ -83,5 +83,8 @@ def build_app(gateway: CompiledGateway, runtime: Runtime) -> Litestar:
         on_startup=[runtime.start],
         on_shutdown=[runtime.stop],
         openapi_config=None,
+        # Litestar's default config sends every library's INFO logs to stderr through
+        # the root logger; tianji leaves logging to the server (uvicorn) and Python.
+        logging_config=None,
         debug=False,
     )
