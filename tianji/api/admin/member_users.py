@@ -15,10 +15,23 @@ from typing import Any
 
 from tianji.api.admin.common import ValidationFailed
 from tianji.api.admin.user_rows import users_out
+from tianji.errors import NotFound
 from tianji.store import Actor, Row, Store
 from tianji.store.people import users_by_email
 
-__all__ = ["resolve_user", "users_shown"]
+__all__ = ["member_user_id", "resolve_user", "users_shown"]
+
+
+async def member_user_id(store: Store, user_id: str | None, user_email: str | None) -> str:
+    """The existing user a removal or update names, by id or by email (404 if none)."""
+    if user_id:
+        return user_id
+    if user_email:
+        found = await users_by_email(store, user_email)
+        if not found:
+            raise NotFound(f"No user with email {user_email}.", param="user_email")
+        return str(found[0]["user_id"])
+    raise ValidationFailed("Pass user_id or user_email.", param="$.user_id")
 
 
 async def resolve_user(

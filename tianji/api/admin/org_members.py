@@ -20,15 +20,13 @@ import msgspec
 from tianji.api.admin.budget_rows import BudgetFields, budget_values
 from tianji.api.admin.common import ValidationFailed, convert, endpoint
 from tianji.api.admin.group_access import check_manage_org
-from tianji.api.admin.member_users import resolve_user, users_shown
+from tianji.api.admin.member_users import member_user_id, resolve_user, users_shown
 from tianji.api.admin.org_rows import OrgMember, OrgRole, membership_out
 from tianji.api.runtime import Runtime
 from tianji.compile.model import RoutePlan
-from tianji.errors import NotFound
 from tianji.guards.auth import Identity
 from tianji.store import Actor, Row, Store
 from tianji.store.budget_refs import budget_users
-from tianji.store.people import users_by_email
 from tianji.store.rosters import insert_budget, own_budget
 
 __all__ = ["ORG_MEMBER_OPERATIONS"]
@@ -84,17 +82,6 @@ async def _budgets_of(store: Store, rows: list[Row]) -> dict[str, Row]:
     return {b["budget_id"]: b for b in await store.budgets.get_many(ids)}
 
 
-async def _member_user_id(store: Store, ref: _MemberRef) -> str:
-    if ref.user_id:
-        return ref.user_id
-    if ref.user_email:
-        found = await users_by_email(store, ref.user_email)
-        if not found:
-            raise NotFound(f"No user with email {ref.user_email}.", param="user_email")
-        return str(found[0]["user_id"])
-    raise ValidationFailed("Pass user_id or user_email.", param="$.user_id")
-
-
 def make_org_member_add(plan: RoutePlan, runtime: Runtime) -> Handler:
     async def work(store: Store, request: Any, identity: Identity, data: Any, who: Actor) -> Any:
         body = convert(data, _MemberAdd)
@@ -143,7 +130,7 @@ def make_org_member_update(plan: RoutePlan, runtime: Runtime) -> Handler:
         org = await store.organizations.require(body.organization_id)
         org_id = org["organization_id"]
         check_manage_org(identity, org_id, "update members")
-        user_id = await _member_user_id(store, body)
+        user_id = await member_user_id(store, body.user_id, body.user_email)
         budget = _member_budget(body.max_budget_in_organization)
         async with store.transaction():
             membership = await store.org_members.require_member(user_id, org_id)
@@ -175,7 +162,7 @@ def make_org_member_delete(plan: RoutePlan, runtime: Runtime) -> Handler:
         org = await store.organizations.require(ref.organization_id)
         org_id = org["organization_id"]
         check_manage_org(identity, org_id, "remove members")
-        user_id = await _member_user_id(store, ref)
+        user_id = await member_user_id(store, ref.user_id, ref.user_email)
         budgets: dict[str, Row] = {}
         async with store.transaction():
             removed = await store.org_members.remove(user_id, org_id, actor=who)

@@ -20,16 +20,15 @@ import msgspec
 from tianji.api.admin.budget_rows import BudgetFields, budget_values, money, usd
 from tianji.api.admin.common import BadRequest, ValidationFailed, convert, endpoint
 from tianji.api.admin.group_access import check_manage_team
-from tianji.api.admin.member_users import resolve_user, users_shown
+from tianji.api.admin.member_users import member_user_id, resolve_user, users_shown
 from tianji.api.admin.team_reads import shown_team
 from tianji.api.admin.team_rows import Member, TeamRole, team_membership_out
 from tianji.api.runtime import Runtime
 from tianji.compile.model import RoutePlan
-from tianji.errors import NotFound
 from tianji.guards.auth import Identity
 from tianji.store import Actor, Row, Store, nano_to_usd
 from tianji.store.budget_refs import budget_users
-from tianji.store.people import join_team, users_by_email
+from tianji.store.people import join_team
 from tianji.store.rosters import (
     change_team_member,
     insert_budget,
@@ -98,17 +97,6 @@ def _within_team(team: Row, max_budget_in_team: float | None) -> None:
             f"max_budget={nano_to_usd(team['max_budget'])} (team {team['team_id']})",
             param="max_budget_in_team",
         )
-
-
-async def _member_user_id(store: Store, ref: _MemberRef) -> str:
-    if ref.user_id:
-        return ref.user_id
-    if ref.user_email:
-        found = await users_by_email(store, ref.user_email)
-        if not found:
-            raise NotFound(f"No user with email {ref.user_email}.", param="user_email")
-        return str(found[0]["user_id"])
-    raise ValidationFailed("Pass user_id or user_email.", param="$.user_id")
 
 
 # ---------------------------------------------------------------------------- add
@@ -181,7 +169,7 @@ def make_team_member_delete(plan: RoutePlan, runtime: Runtime) -> Handler:
         ref = convert(data, _MemberRef)
         team = await store.teams.require(ref.team_id)
         check_manage_team(identity, team, "remove members")
-        user_id = await _member_user_id(store, ref)
+        user_id = await member_user_id(store, ref.user_id, ref.user_email)
         async with store.transaction():
             removed = await remove_team_member(store, team["team_id"], user_id, actor=who)
             await _drop_own_budget(store, team, removed["budget_id"], who)
@@ -198,7 +186,7 @@ def make_team_member_update(plan: RoutePlan, runtime: Runtime) -> Handler:
         body = convert(data, _MemberUpdate)
         team = await store.teams.require(body.team_id)
         check_manage_team(identity, team, "update members")
-        user_id = await _member_user_id(store, body)
+        user_id = await member_user_id(store, body.user_id, body.user_email)
         _within_team(team, body.max_budget_in_team)
         fields = BudgetFields(
             max_budget=body.max_budget_in_team,
