@@ -18,9 +18,8 @@ from typing import Any
 
 import msgspec
 
-from tianji.api.admin.common import BadRequest, ValidationFailed
+from tianji.api.admin.common import BadRequest, ValidationFailed, iso
 from tianji.api.admin.durations import next_reset, parse_duration
-from tianji.api.admin.key_rows import iso
 from tianji.store import nano_to_usd, usd_to_nano
 
 __all__ = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -28,6 +29,7 @@ __all__ = [
     "convert",
     "displayed",
     "endpoint",
+    "iso",
     "json_response",
     "query_bool",
     "query_int",
@@ -158,3 +160,10 @@ def displayed(reference: str) -> str:
     if reference.startswith("sk-"):
         return f"sk-...{reference[-4:]}"
     return reference
+
+
+def iso(value: datetime | None) -> str | None:
+    """Times in answers: ISO-8601 in UTC with a `Z` (management-api.md §0)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

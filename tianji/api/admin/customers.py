@@ -28,9 +28,8 @@ from tianji.api.admin.budget_rows import (
     money,
 )
 from tianji.api.admin.budgets import create_budget, new_budget_id
-from tianji.api.admin.common import ValidationFailed, convert, endpoint
+from tianji.api.admin.common import ValidationFailed, convert, endpoint, iso
 from tianji.api.admin.daily_activity import make_customer_daily_activity
-from tianji.api.admin.key_rows import iso
 from tianji.api.runtime import Runtime
 from tianji.compile.model import RoutePlan
 from tianji.guards.auth import Identity

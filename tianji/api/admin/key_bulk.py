@@ -9,10 +9,10 @@ from typing import Any
 import msgspec
 from litestar import Request
 
-from tianji.api.admin.common import BadRequest, ValidationFailed, convert, displayed, endpoint
+from tianji.api.admin.common import BadRequest, ValidationFailed, convert, displayed, endpoint, iso
 from tianji.api.admin.key_access import check_within_team
 from tianji.api.admin.key_reads import find_key, shown_key
-from tianji.api.admin.key_rows import KeyFields, iso, key_values
+from tianji.api.admin.key_rows import KeyFields, key_values
 from tianji.api.runtime import Runtime
 from tianji.compile.model import RoutePlan
 from tianji.errors import PermissionDenied, TianjiError

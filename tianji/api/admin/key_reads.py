@@ -12,6 +12,7 @@ from tianji.api.admin.common import (
     ValidationFailed,
     convert,
     displayed,
+    iso,
     json_response,
     query_bool,
     query_int,
@@ -19,7 +20,7 @@ from tianji.api.admin.common import (
     require_store,
 )
 from tianji.api.admin.key_access import check_read, visible_keys
-from tianji.api.admin.key_rows import KeysRef, iso, key_row
+from tianji.api.admin.key_rows import KeysRef, key_row
 from tianji.api.runtime import Runtime
 from tianji.compile.model import RoutePlan
 from tianji.errors import NotFound

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
 
-from tianji.api.admin.common import BadRequest, ValidationFailed
+from tianji.api.admin.budget_rows import budget_out, model_budgets_usd, usd
+from tianji.api.admin.common import BadRequest, ValidationFailed, iso
 from tianji.api.admin.durations import next_reset, parse_duration
 from tianji.store import nano_to_usd, usd_to_nano
 
@@ -218,40 +219,6 @@ def expiry(duration: str, now: datetime) -> datetime | None:
     return parse_duration(_duration_text(duration, "duration")).after(now)
 
 
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _usd(nano: int | None) -> float | None:
-    return nano_to_usd(nano) if nano is not None else None
-
-
-def budget_row(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """A budgets row as LiteLLM's `litellm_budget_table`."""
-    if row is None:
-        return None
-    return {
-        "budget_id": row["budget_id"],
-        "max_budget": _usd(row["max_budget"]),
-        "soft_budget": _usd(row["soft_budget"]),
-        "max_parallel_requests": row["max_parallel_requests"],
-        "tpm_limit": row["tpm_limit"],
-        "rpm_limit": row["rpm_limit"],
-        "model_max_budget": _model_budgets_usd(row["model_max_budget"]),
-        "budget_duration": row["budget_duration"],
-        "budget_reset_at": iso(row["budget_reset_at"]),
-        "allowed_models": row["allowed_models"],
-        "created_at": iso(row["created_at"]),
-        "updated_at": iso(row["updated_at"]),
-    }
-
-
-def _model_budgets_usd(stored: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {m: {**e, "max_budget": _usd(e.get("max_budget"))} for m, e in (stored or {}).items()}
-
-
 def _metadata_out(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     out = dict(metadata or {})
     if isinstance(out.get("temp_budget_increase"), int):
@@ -265,8 +232,8 @@ def key_row(row: Mapping[str, Any], budget: Mapping[str, Any] | None = None) -> 
         "key_name": row["key_name"],
         "key_alias": row["key_alias"],
         "spend": nano_to_usd(row["spend"]),
-        "max_budget": _usd(row["max_budget"]),
-        "soft_budget": _usd(row["soft_budget"]),
+        "max_budget": usd(row["max_budget"]),
+        "soft_budget": usd(row["soft_budget"]),
         "expires": iso(row["expires"]),
         "models": row["models"],
         "aliases": row["aliases"],
@@ -288,9 +255,9 @@ def key_row(row: Mapping[str, Any], budget: Mapping[str, Any] | None = None) -> 
         "allowed_passthrough_routes": row["allowed_passthrough_routes"],
         "blocked": row["blocked"],
         "model_spend": {m: nano_to_usd(v) for m, v in (row["model_spend"] or {}).items()},
-        "model_max_budget": _model_budgets_usd(row["model_max_budget"]),
+        "model_max_budget": model_budgets_usd(row["model_max_budget"]),
         "soft_budget_cooldown": row["soft_budget_cooldown"],
-        "litellm_budget_table": budget_row(budget),
+        "litellm_budget_table": budget_out(budget),
         "last_active": iso(row["last_active"]),
         "created_at": iso(row["created_at"]),
         "created_by": row["created_by"],

@@ -15,8 +15,7 @@ from typing import Any
 
 import msgspec
 
-from tianji.api.admin.common import BadRequest
-from tianji.api.admin.key_rows import iso
+from tianji.api.admin.common import BadRequest, iso
 from tianji.compile.model import Deployment
 from tianji.spec.loader import ENV_PREFIX
 from tianji.store import Row

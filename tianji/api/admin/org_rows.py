@@ -14,7 +14,7 @@ from typing import Any, Literal
 import msgspec
 
 from tianji.api.admin.budget_rows import BudgetFields, budget_out
-from tianji.api.admin.key_rows import iso
+from tianji.api.admin.common import iso
 from tianji.api.admin.team_reads import shown_teams
 from tianji.store import Row, Store, nano_to_usd
 

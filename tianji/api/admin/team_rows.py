@@ -25,9 +25,8 @@ from tianji.api.admin.budget_rows import (
     money,
     usd,
 )
-from tianji.api.admin.common import BadRequest
+from tianji.api.admin.common import BadRequest, iso
 from tianji.api.admin.durations import parse_duration
-from tianji.api.admin.key_rows import iso
 from tianji.store import nano_to_usd
 
 __all__ = [

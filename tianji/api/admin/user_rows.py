@@ -16,9 +16,8 @@ from typing import Any, Literal
 import msgspec
 
 from tianji.api.admin.budget_rows import budget_out, model_budgets, model_budgets_usd, money, usd
-from tianji.api.admin.common import BadRequest, ValidationFailed
+from tianji.api.admin.common import BadRequest, ValidationFailed, iso
 from tianji.api.admin.durations import next_reset, parse_duration
-from tianji.api.admin.key_rows import iso
 from tianji.api.admin.team_rows import team_out
 from tianji.store import Row, Store, nano_to_usd
 
