@@ -198,6 +198,21 @@ async def test_a_cached_key_costs_no_query(store: Store) -> None:
     assert store.query_count - before == 0
 
 
+async def test_concurrent_misses_share_one_load(store: Store) -> None:
+    """A cold (or just expired) key under load is loaded once, not once per request."""
+    await _people(store)
+    await _key(store, user_id="u-admin", team_id="t1")
+    probe = _auth(store)
+    before = store.query_count
+    await probe.authenticate(_bearer(PLAIN))
+    one_load = store.query_count - before
+    auth = _auth(store)
+    before = store.query_count
+    identities = await asyncio.gather(*(auth.authenticate(_bearer(PLAIN)) for _ in range(32)))
+    assert store.query_count - before == one_load
+    assert {i.key_hash for i in identities} == {hash_key(PLAIN)}
+
+
 async def test_database_down_is_503(tmp_path: Path) -> None:
     folder = tmp_path / "db"
     folder.mkdir()

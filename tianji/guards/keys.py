@@ -11,6 +11,7 @@ cached (the eviction may concern the rows it read).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -172,6 +173,9 @@ class KeyAuthenticator:
         self._master = MasterKey(master_key) if master_key else None
         self._names = header_names
         self.cache = IdentityCache(cache_ttl)
+        # token -> the one load in progress: concurrent misses share it (a cache
+        # expiry under load would otherwise send every waiting request to the DB).
+        self._loading: dict[str, asyncio.Task[Admission | None]] = {}
         store.bus.subscribe(self.cache.on_change)
 
     async def authenticate(
@@ -195,6 +199,20 @@ class KeyAuthenticator:
         return _admit(admission, key, now)
 
     async def _load(self, token: str, now: float) -> Admission | None:
+        task = self._loading.get(token)
+        if task is None:
+            task = asyncio.ensure_future(self._fetch(token, now))
+            self._loading[token] = task
+            task.add_done_callback(lambda done: self._loaded(token, done))
+        # Shielded: a caller that disconnects does not cancel the others' load.
+        return await asyncio.shield(task)
+
+    def _loaded(self, token: str, task: asyncio.Task[Admission | None]) -> None:
+        self._loading.pop(token, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here too, in case every waiter went away
+
+    async def _fetch(self, token: str, now: float) -> Admission | None:
         epoch = self.cache.epoch
         record = await load_key_record(self.store, token)
         admission = admission_of(record) if record is not None else None
