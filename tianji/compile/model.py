@@ -155,6 +155,7 @@ class GatewaySettings:
     default_models: Mapping[str, str]
     database_url: str | None
     redis_url: str | None
+    available_teams: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -174,6 +174,7 @@ def _settings(config: ConfigSpec) -> GatewaySettings:
         default_models=MappingProxyType(defaults),
         database_url=general.database_url,
         redis_url=general.redis_url,
+        available_teams=tuple(general.available_teams),
     )
 
 

@@ -137,6 +137,8 @@ class GeneralSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, k
     embedding_model: str | None = None
     moderation_model: str | None = None
     image_generation_model: str | None = None
+    # Teams any user may join themselves (GET /team/available lists them).
+    available_teams: list[str] = []
 
 
 class LitellmSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -257,7 +259,6 @@ RECOGNISED_ONLY: dict[str, frozenset[str]] = {
             "passthrough_credentials",
             "providers_file",
             "redis_on_error",
-            "available_teams",
         }
     ),
     "litellm_settings": frozenset(

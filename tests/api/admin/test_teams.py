@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.api.admin.people_support import Api, admin_api, envelope
+from tests.conftest import keyed_config, running_gateway
 from tests.support.fake_upstream import FakeUpstream
 from tianji.store import Actor
 
@@ -272,3 +273,23 @@ def test_team_daily_activity_and_alias(api: Api) -> None:
     assert canonical["metadata"]["total_api_requests"] == 2
     other = api.ok("GET", "/team/daily/activity", params={**params, "team_ids": "t9"})
     assert other["results"] == []
+
+
+def test_available_teams_are_the_configured_ones_not_yet_joined(
+    upstream: FakeUpstream, db_url: str, tmp_path: Path
+) -> None:
+    general = "  available_teams: [t-open, t-also-open]"
+    with running_gateway(keyed_config(upstream, db_url, general=general), tmp_path) as gw:
+        api = Api(gw)
+        for team in ("t-open", "t-also-open", "t-closed"):
+            api.ok("POST", "/team/new", {"team_id": team})
+        api.ok("POST", "/user/new", {"user_id": "u9", "auto_create_key": False})
+        api.ok(
+            "POST",
+            "/team/member_add",
+            {"team_id": "t-also-open", "member": {"role": "user", "user_id": "u9"}},
+        )
+        key = api.ok("POST", "/key/generate", {"user_id": "u9"})["key"]
+        shown = api.ok("GET", "/team/available", key=key)
+        assert [t["team_id"] for t in shown] == ["t-open"]
+        api.client.close()

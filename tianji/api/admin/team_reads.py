@@ -187,11 +187,7 @@ def make_team_list_v2(plan: RoutePlan, runtime: Runtime) -> Handler:
 
 def make_team_available(plan: RoutePlan, runtime: Runtime) -> Handler:
     """Teams of `general_settings.available_teams` the caller has not joined yet."""
-    # The compiled settings carry the list once the config declares it; until
-    # then no team is open for joining.
-    offered: tuple[str, ...] = tuple(
-        getattr(runtime.gateway.settings, "available_teams", None) or ()
-    )
+    offered = runtime.gateway.settings.available_teams
 
     async def handler(request: Request[Any, Any, Any], identity: Identity) -> Response[bytes]:
         store = require_store(runtime)
