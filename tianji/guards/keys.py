@@ -245,7 +245,9 @@ def _admit(admission: Admission, key: str, now: float) -> Identity:
 
 class ModelAccessGuard:
     """The `CallGuard` of virtual keys: the model group must be allowed by every
-    non-empty list among key, team, user (personal keys) and organization."""
+    non-empty list among key, team, user (personal keys) and organization; and a
+    group served only by team-scoped deployments (`model_info.team_id`, added
+    through /model/new) is for members of those teams (and admins) alone."""
 
     def __init__(self, models: ModelTable) -> None:
         self._providers: dict[str, frozenset[str]] = {}
@@ -255,6 +257,11 @@ class ModelAccessGuard:
             self._access_groups[name] = frozenset(
                 str(g) for d in group.deployments for g in d.model_info.get("access_groups") or ()
             )
+        self._team_only: dict[str, frozenset[str]] = {}
+        for name, group in models.groups.items():
+            teams = [d.model_info.get("team_id") for d in group.deployments]
+            if all(teams):
+                self._team_only[name] = frozenset(str(t) for t in teams)
         self._memo: dict[tuple[tuple[str, ...], str, str | None], bool] = {}
 
     async def before_call(
@@ -266,6 +273,14 @@ class ModelAccessGuard:
     ) -> None:
         if identity.is_master or identity.role == "anonymous":
             return
+        teams = self._team_only.get(model_group)
+        if teams is not None and not self._in_team(identity, teams):
+            raise AuthenticationFailed(
+                f"team not allowed to access model. {model_group} belongs to another team.",
+                type="team_model_access_denied",
+                code="401",
+                param="model",
+            )
         key_models = identity.models
         if _TEAM_MODELS in key_models:
             key_models = identity.team_models
@@ -278,6 +293,12 @@ class ModelAccessGuard:
         for scope, entries in checks:
             if entries and not self.allows(entries, model_group, requested):
                 raise _denied(scope, entries, requested or model_group)
+
+    @staticmethod
+    def _in_team(identity: Identity, teams: frozenset[str]) -> bool:
+        if identity.reads_everything:
+            return True
+        return identity.team_id in teams or any(t in identity.team_roles for t in teams)
 
     def allows(self, entries: tuple[str, ...], group: str, requested: str | None = None) -> bool:
         memo_key = (entries, group, requested)

@@ -455,6 +455,11 @@ def test_who_may_write_models(gw: Gateway, other: FakeUpstream) -> None:
     assert "team-one-renamed" not in {i["model_name"] for i in others}
     viewer = _ok(gw, "GET", "/model/info", key=keys["viewer"])["data"]
     assert "team-one-renamed" in {i["model_name"] for i in viewer}
+    # ... and only its team may call it: another team's key is refused.
+    assert _chat(gw, "team-one-renamed", keys["member"]).status_code == 200
+    refused = _chat(gw, "team-one-renamed", keys["other_admin"])
+    assert refused.status_code == 401
+    assert refused.json()["error"]["type"] == "team_model_access_denied"
     assert _ok(gw, "POST", "/model/delete", {"id": "tm-1"}, key=admin)["message"]
 
 
