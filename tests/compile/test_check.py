@@ -824,3 +824,23 @@ def test_subprocess_warning_and_json(tmp_path: Path) -> None:
             }
         ],
     }
+
+
+def test_a_broken_config_does_not_hide_spec_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A config that does not load is reported, and routes.yaml is still linked in the
+    same run: both problems come out at once."""
+    routes = edit_shipped(
+        tmp_path,
+        SHIPPED_ROUTES,
+        "{path: /v2/rerank, target: rerank}",
+        "{path: /v2/rerank, target: rerankk}",
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text("model_lst: []\n")
+    result = check(capsys, config=config, routes=routes)
+    assert result.rc == 1
+    messages = [line.split(": ", 2)[-1] for line in result.lines]
+    assert any("unknown field 'model_lst'" in m for m in messages)
+    assert "alias target 'rerankk' is not a route id" in messages

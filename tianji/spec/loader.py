@@ -59,6 +59,10 @@ def load_specs(
     routes, routes_doc = _load(routes_path, RoutesSpec, problems)
     providers, providers_doc = _load(providers_path, ProvidersSpec, problems)
     config, config_doc, merged_env = _load_config(config_path, env, strict_env, problems)
+    if config is None and routes is not None and providers is not None:
+        # The config's own errors are reported; link the specs with an empty config
+        # so their problems are reported in the same run rather than the next one.
+        config, config_doc = ConfigSpec(), None
     if routes is None or providers is None or config is None:
         return None, problems
     assert routes_doc is not None and providers_doc is not None
