@@ -44,6 +44,7 @@ ADAPTER_PATHS: Mapping[str, str] = MappingProxyType(
         "deepgram": "tianji.providers.deepgram:DeepgramAdapter",
         "elevenlabs": "tianji.providers.elevenlabs:ElevenLabsAdapter",
         "stability": "tianji.providers.stability:StabilityAdapter",
+        "oauth_openai": "tianji.providers.oauth_openai:OAuthOpenAIAdapter",
     }
 )
 
