@@ -1,5 +1,5 @@
-"""Vertex AI (Gemini models): the Gemini wire format behind project/location URLs
-and OAuth2 bearer tokens.
+"""Vertex AI: Gemini models (the Gemini wire format) and Claude models (the Anthropic
+one, tianji.providers.vertex_claude) behind project/location URLs and OAuth2 tokens.
 
 `https://{loc}-aiplatform.googleapis.com/v1/projects/{p}/locations/{loc}/publishers/
 google/models/{m}:{method}` (`global` -> `https://aiplatform.googleapis.com`; an
@@ -11,6 +11,10 @@ The token: adapters are pure, so minting it (an HTTP call) happens in
 `prepare(call, send)`, which the relay awaits before `build_request`; it puts
 `Authorization: Bearer <token>` into `call.extra_headers`. Tokens are cached
 per credentials (tianji.providers.google_auth) and refreshed 5 min before expiry.
+
+A model named `claude…` goes to the Anthropic publisher (`:rawPredict` /
+`:streamRawPredict`) with Anthropic's body, parameter set and translation; every
+other model is Gemini's.
 """
 
 from __future__ import annotations
@@ -20,13 +24,24 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
+
 from tianji.compile.model import Deployment
 from tianji.errors import TianjiError, UpstreamProtocolError
-from tianji.providers.base import Call, Send
+from tianji.providers.base import Call, Send, StreamTranslator
 from tianji.providers.gemini import GeminiAdapter, embedding_inputs, embedding_list
 from tianji.providers.google_auth import Credentials, TokenSource, load_credentials
 from tianji.providers.openai_compat import apply_params
+from tianji.providers.vertex_claude import (
+    claude_body,
+    claude_error,
+    claude_path,
+    claude_response,
+    claude_stream,
+    is_claude,
+)
 from tianji.spec.config import ModelParams
+from tianji.upstream.types import UpstreamRequest
 
 __all__ = ["DEFAULT_LOCATION", "VertexAdapter"]
 
@@ -132,6 +147,38 @@ class VertexAdapter(GeminiAdapter):
                 "before build_request()"
             )
         return super().headers(call)
+
+    # --- Claude models: the Anthropic publisher ---------------------------------------
+
+    def url(self, call: Call) -> str:
+        if not is_claude(call.model):
+            return super().url(call)
+        params = call.deployment.params
+        return self.base_url(call) + claude_path(call, self.project(params), self.location(params))
+
+    def build_request(self, call: Call) -> UpstreamRequest:
+        if not is_claude(call.model):
+            return super().build_request(call)
+        body = msgspec.json.encode(claude_body(call))
+        return UpstreamRequest("POST", self.url(call), self.headers(call), body)
+
+    def translate_response(self, call: Call, body: bytes) -> bytes | None:
+        if is_claude(call.model):
+            return claude_response(call, body)
+        return super().translate_response(call, body)
+
+    def stream_translator(self, call: Call) -> StreamTranslator | None:
+        if is_claude(call.model):
+            return claude_stream(call)
+        return super().stream_translator(call)
+
+    def error_from_status(
+        self, call: Call, status: int, headers: Mapping[str, str], body: bytes
+    ) -> TianjiError:
+        anthropic_error = (
+            claude_error(call, status, headers, body) if is_claude(call.model) else None
+        )
+        return anthropic_error or super().error_from_status(call, status, headers, body)
 
     # --- embeddings: the `:predict` API ---------------------------------------------
 
