@@ -309,3 +309,25 @@ def test_transport_only_call(
     out = json.loads(adapter.translate_response(call, body) or b"")
     assert status == 200 and out["choices"][0]["message"]["content"] == "Hi! My name is Claude."
     _sent(upstream)
+
+
+def test_supported_params_are_claudes_for_claude_models(tmp_path: Path) -> None:
+    """What /utils/supported_openai_params and /model_group/info report follows the
+    adapter: Anthropic's set for Claude on Vertex, Gemini's for Gemini."""
+    from tianji.compile.pipeline import build
+    from tianji.providers import supported_params
+
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: c\n"
+        "    litellm_params: {model: vertex_ai/claude-sonnet-4-5, vertex_project: p}\n"
+        "  - model_name: g\n"
+        "    litellm_params: {model: vertex_ai/gemini-2.0-flash, vertex_project: p}\n"
+    )
+    built, problems = build(config, env={}, strict_env=False)
+    assert built is not None, [p.render() for p in problems]
+    claude = supported_params(built.gateway.models.groups["c"].deployments[0], "chat")
+    gemini = supported_params(built.gateway.models.groups["g"].deployments[0], "chat")
+    assert "top_k" in claude and "seed" not in claude
+    assert "seed" in gemini

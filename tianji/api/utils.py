@@ -14,6 +14,7 @@ from tianji.api.runtime import Runtime
 from tianji.compile.model import RoutePlan
 from tianji.errors import InvalidRequest
 from tianji.guards.auth import Identity
+from tianji.providers import supported_params
 
 __all__ = ["make_supported_params", "make_token_counter"]
 
@@ -31,8 +32,7 @@ def make_supported_params(plan: RoutePlan, runtime: Runtime) -> Any:
         if not model:
             raise InvalidRequest("Query parameter 'model' is required.", param="model")
         resolved = resolve_model(runtime.models, model, "chat")
-        provider = resolved.group.deployments[0].provider
-        params = sorted(provider.params.get("chat", frozenset()))
+        params = sorted(supported_params(resolved.group.deployments[0], "chat"))
         return Response(msgspec.json.encode(params), media_type="application/json")
 
     return handler

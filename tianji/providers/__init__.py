@@ -12,6 +12,7 @@ import importlib
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from tianji.compile.model import Deployment
 from tianji.providers.base import Adapter, Call, FormPart, Send, StreamTranslator
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "Send",
     "StreamTranslator",
     "adapter_for",
+    "supported_params",
 ]
 
 ADAPTER_PATHS: Mapping[str, str] = MappingProxyType(
@@ -49,6 +51,16 @@ ADAPTER_PATHS: Mapping[str, str] = MappingProxyType(
 )
 
 _loaded: dict[str, Adapter] = {}
+
+
+def supported_params(deployment: Deployment, operation: str) -> frozenset[str]:
+    """The OpenAI params a deployment applies for an operation: the provider's set,
+    unless the adapter reports its own per model (e.g. Claude on Vertex AI)."""
+    report = getattr(adapter_for(deployment.provider.adapter), "supported_params", None)
+    if report is not None:
+        found: frozenset[str] = report(deployment, operation)
+        return found
+    return deployment.provider.params.get(operation, frozenset())
 
 
 def adapter_for(name: str) -> Adapter:

@@ -33,6 +33,7 @@ from tianji.providers.gemini import GeminiAdapter, embedding_inputs, embedding_l
 from tianji.providers.google_auth import Credentials, TokenSource, load_credentials
 from tianji.providers.openai_compat import apply_params
 from tianji.providers.vertex_claude import (
+    ANTHROPIC_CHAT_PARAMS,
     claude_body,
     claude_error,
     claude_path,
@@ -66,6 +67,12 @@ class VertexAdapter(GeminiAdapter):
         # Credentials source text -> parsed credentials, and credentials -> token source.
         self._credentials: dict[str, Credentials] = {}
         self._tokens: dict[Credentials, TokenSource] = {}
+
+    def supported_params(self, deployment: Deployment, operation: str) -> frozenset[str]:
+        """Claude models take Anthropic's parameters, Gemini models the provider's set."""
+        if is_claude(deployment.model) and operation == "chat":
+            return ANTHROPIC_CHAT_PARAMS
+        return deployment.provider.params.get(operation, frozenset())
 
     def check(self, deployment: Deployment, env: Mapping[str, str]) -> list[str]:
         """Configuration problems `tianji check` reports for this deployment."""

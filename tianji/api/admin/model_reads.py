@@ -21,6 +21,7 @@ from tianji.api.runtime import Runtime
 from tianji.compile.model import Deployment, RoutePlan
 from tianji.errors import NotFound
 from tianji.guards.auth import Identity
+from tianji.providers import supported_params
 
 __all__ = ["make_model_group_info", "make_model_info"]
 
@@ -119,7 +120,7 @@ def group_info(name: str, deployments: Sequence[Deployment]) -> dict[str, Any]:
     operation = _MODE_OPERATIONS.get(mode, "chat") if isinstance(mode, str) else "chat"
     params: set[str] = set()
     for deployment in deployments:
-        params |= deployment.provider.params.get(operation, frozenset())
+        params |= supported_params(deployment, operation)
     info: dict[str, Any] = {
         "model_group": name,
         "providers": list(dict.fromkeys(d.provider.name for d in deployments)),
