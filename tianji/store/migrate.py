@@ -28,7 +28,7 @@ from tianji.store import migrations as migrations_package
 from tianji.store.engine import Target
 from tianji.store.piccolo_app import APP_NAME
 
-__all__ = ["apply_migrations", "migration_ids", "pending_migrations"]
+__all__ = ["apply_migrations", "migration_ids", "pending_migrations", "startup_lock"]
 
 log = logging.getLogger("tianji.store")
 
@@ -79,6 +79,14 @@ async def apply_migrations(target: Target) -> list[str]:
             log.info("applied migration %s (%s)", migration_id, getattr(module, "DESCRIPTION", ""))
             done.append(migration_id)
         return done
+
+
+@contextlib.asynccontextmanager
+async def startup_lock(target: Target) -> AsyncIterator[None]:
+    """The lock instances take for one-time startup work on a database (migrations,
+    SQLite's switch to WAL, which needs the file to itself)."""
+    async with _exclusive(target):
+        yield
 
 
 @contextlib.asynccontextmanager

@@ -102,14 +102,17 @@ class Store:
     async def open(self, *, migrate: bool = True) -> list[str]:
         """Open the database; returns the migrations applied. With `migrate=False`
         a schema that is behind is an error instead."""
-        from tianji.store.migrate import apply_migrations, pending_migrations
+        from tianji.store.migrate import apply_migrations, pending_migrations, startup_lock
 
         engine = acquire_engine(self.target)
         self._engine = engine
         try:
             async with translating_db_errors():
                 if self.target.kind == "sqlite":
-                    await engine.run_ddl("PRAGMA journal_mode=WAL")
+                    # Switching to WAL needs the file to itself: an instance starting
+                    # while another migrates would get "database is locked".
+                    async with startup_lock(self.target):
+                        await engine.run_ddl("PRAGMA journal_mode=WAL")
                 if migrate:
                     applied = await apply_migrations(self.target)
                 else:
