@@ -16,6 +16,7 @@ import msgspec
 from tianji.errors import TianjiError, UpstreamProtocolError
 from tianji.providers.anthropic_request import JSON_TOOL
 from tianji.providers.errors import provider_error
+from tianji.providers.shapes import cached_usage
 
 __all__ = [
     "chat_completion",
@@ -60,19 +61,12 @@ def finish_reason(stop_reason: str | None, *, json_answer: bool = False) -> str:
 
 def openai_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
     """Cached prompt tokens are prompt tokens too: Anthropic counts them separately."""
-    fresh = int(usage.get("input_tokens") or 0)
-    read = int(usage.get("cache_read_input_tokens") or 0)
-    created = int(usage.get("cache_creation_input_tokens") or 0)
-    completion = int(usage.get("output_tokens") or 0)
-    prompt = fresh + read + created
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": read},
-        "cache_read_input_tokens": read,
-        "cache_creation_input_tokens": created,
-    }
+    return cached_usage(
+        int(usage.get("input_tokens") or 0),
+        int(usage.get("cache_read_input_tokens") or 0),
+        int(usage.get("cache_creation_input_tokens") or 0),
+        int(usage.get("output_tokens") or 0),
+    )
 
 
 def json_text(value: Any) -> str:

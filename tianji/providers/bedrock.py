@@ -13,8 +13,6 @@ Converse as well: same model, same answer, one translation to maintain.
 
 from __future__ import annotations
 
-import base64
-import struct
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -22,13 +20,14 @@ from urllib.parse import quote
 import msgspec
 
 from tianji.compile.model import Deployment
-from tianji.errors import InvalidRequest, TianjiError, UpstreamProtocolError
+from tianji.errors import InvalidRequest, TianjiError
 from tianji.providers.base import Call, StreamTranslator
 from tianji.providers.bedrock_request import JSON_TOOL, converse_body, json_mode, unsupported
 from tianji.providers.bedrock_response import ConverseStreamTranslator, chat_response
 from tianji.providers.errors import provider_error
 from tianji.providers.eventstream import Frame
 from tianji.providers.openai_compat import apply_params
+from tianji.providers.shapes import decode_object, embedding_inputs, embedding_list
 from tianji.providers.sigv4 import aws_problems, aws_region, sign_for
 from tianji.tokens import count_text
 from tianji.upstream.types import UpstreamRequest
@@ -140,9 +139,9 @@ class BedrockAdapter:
         return UpstreamRequest("POST", url, auth_headers(call, url, headers, body), body)
 
     def translate_response(self, call: Call, body: bytes) -> bytes | None:
-        data = decode_object(body, self.name)
+        data = decode_object(self.name, body)
         if call.operation == "embeddings":
-            return _encode(_embedding_response(call, data))
+            return _embedding_response(call, data)
         json_tool = JSON_TOOL if json_mode(call) else None
         return _encode(chat_response(model_id(call), data, json_tool))
 
@@ -165,16 +164,6 @@ class BedrockAdapter:
         return aws_error(self.name, status, error_type, body, headers.get("retry-after"))
 
 
-def decode_object(body: bytes, provider: str) -> dict[str, Any]:
-    try:
-        data = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        raise UpstreamProtocolError(f"invalid response from {provider}: not JSON") from None
-    if not isinstance(data, dict):
-        raise UpstreamProtocolError(f"invalid response from {provider}: not a JSON object")
-    return data
-
-
 # --------------------------------------------------------------------------- embeddings
 
 
@@ -190,16 +179,8 @@ def _embedding_family(call: Call) -> str:
     )
 
 
-def _inputs(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise InvalidRequest("bedrock embeddings take text input (a string or strings)", param="input")
-
-
 def _embedding_body(call: Call, body: dict[str, Any]) -> dict[str, Any]:
-    texts = _inputs(body.get("input"))
+    texts = embedding_inputs("bedrock", body.get("input"))
     if _embedding_family(call) == "cohere":
         if "dimensions" in body:
             unsupported(call, "dimensions", model_id(call))
@@ -216,21 +197,7 @@ def _embedding_body(call: Call, body: dict[str, Any]) -> dict[str, Any]:
     return titan
 
 
-def embedding_list(
-    model: str, vectors: list[Any], tokens: int, encoding_format: Any
-) -> dict[str, Any]:
-    """OpenAI's embedding list; base64 is little-endian float32, as OpenAI sends it."""
-    data = []
-    for index, vector in enumerate(vectors):
-        value: Any = vector
-        if encoding_format == "base64":
-            value = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
-        data.append({"object": "embedding", "index": index, "embedding": value})
-    usage = {"prompt_tokens": tokens, "total_tokens": tokens}
-    return {"object": "list", "data": data, "model": model, "usage": usage}
-
-
-def _embedding_response(call: Call, data: dict[str, Any]) -> dict[str, Any]:
+def _embedding_response(call: Call, data: dict[str, Any]) -> bytes:
     if "embedding" in data:  # Titan
         vectors = [data["embedding"]]
         tokens = int(data.get("inputTextTokenCount") or 0)
@@ -238,6 +205,6 @@ def _embedding_response(call: Call, data: dict[str, Any]) -> dict[str, Any]:
         raw = data.get("embeddings")
         vectors = raw.get("float", []) if isinstance(raw, dict) else raw or []
         # Cohere on Bedrock reports no usage in the body: estimated.
-        texts = _inputs((call.body or {}).get("input"))
+        texts = embedding_inputs("bedrock", (call.body or {}).get("input"))
         tokens = sum(count_text(text, model_id(call)) for text in texts)
     return embedding_list(model_id(call), vectors, tokens, (call.body or {}).get("encoding_format"))

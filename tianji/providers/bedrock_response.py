@@ -17,6 +17,7 @@ import msgspec
 from tianji.errors import TianjiError, UpstreamProtocolError
 from tianji.providers.base import Call
 from tianji.providers.eventstream import EventStreamDecoder, Frame
+from tianji.providers.shapes import cached_usage
 from tianji.providers.sse import DONE, ChunkWriter
 
 __all__ = ["ConverseStreamTranslator", "chat_response", "finish_reason", "openai_usage"]
@@ -42,18 +43,12 @@ def openai_usage(usage: Any) -> dict[str, Any]:
     """Converse usage -> OpenAI usage. Bedrock's inputTokens excludes cached tokens,
     so the prompt is input + cache reads + cache writes."""
     usage = usage if isinstance(usage, dict) else {}
-    read = int(usage.get("cacheReadInputTokens") or 0)
-    write = int(usage.get("cacheWriteInputTokens") or 0)
-    prompt = int(usage.get("inputTokens") or 0) + read + write
-    completion = int(usage.get("outputTokens") or 0)
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": read},
-        "cache_read_input_tokens": read,
-        "cache_creation_input_tokens": write,
-    }
+    return cached_usage(
+        int(usage.get("inputTokens") or 0),
+        int(usage.get("cacheReadInputTokens") or 0),
+        int(usage.get("cacheWriteInputTokens") or 0),
+        int(usage.get("outputTokens") or 0),
+    )
 
 
 def chat_response(model: str, data: dict[str, Any], json_tool: str | None) -> dict[str, Any]:

@@ -24,9 +24,10 @@ import msgspec
 from tianji.compile.model import Deployment
 from tianji.errors import InvalidRequest, TianjiError, UpstreamProtocolError
 from tianji.providers.base import Call, StreamTranslator
-from tianji.providers.bedrock import aws_error, decode_object, embedding_list
+from tianji.providers.bedrock import aws_error
 from tianji.providers.eventstream import EventStreamDecoder, Frame
 from tianji.providers.openai_compat import apply_params
+from tianji.providers.shapes import decode_object, embedding_list
 from tianji.providers.sigv4 import aws_problems, aws_region, sign_for
 from tianji.providers.sse import DONE, ChunkWriter, SSEParser
 from tianji.tokens import count_text
@@ -131,9 +132,7 @@ class SageMakerAdapter:
             if not isinstance(vectors, list):
                 raise UpstreamProtocolError("invalid response from sagemaker: no embedding")
             tokens = sum(count_text(t, call.model) for t in _texts(request.get("input")))
-            return _encode(
-                embedding_list(call.model, vectors, tokens, request.get("encoding_format"))
-            )
+            return embedding_list(call.model, vectors, tokens, request.get("encoding_format"))
         return _encode(_tgi_completion(call, data))
 
     def stream_translator(self, call: Call) -> StreamTranslator | None:
@@ -164,7 +163,7 @@ def _decode(body: bytes) -> Any:
             return msgspec.json.decode(body)
         except msgspec.DecodeError:
             raise UpstreamProtocolError("invalid response from sagemaker: not JSON") from None
-    return decode_object(body, "sagemaker")
+    return decode_object("sagemaker", body)
 
 
 def _texts(value: Any) -> list[str]:

@@ -18,6 +18,7 @@ import msgspec
 from tianji.errors import InvalidRequest, UpstreamProtocolError
 
 __all__ = [
+    "cached_usage",
     "decode_object",
     "document_texts",
     "embedding_inputs",
@@ -102,6 +103,21 @@ def embedding_list(
     ]
     usage = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}
     return _encode({"object": "list", "data": data, "model": model, "usage": usage})
+
+
+def cached_usage(fresh: int, cache_read: int, cache_write: int, completion: int) -> dict[str, Any]:
+    """OpenAI usage for providers that count cached prompt tokens apart (Anthropic,
+    Bedrock): the prompt is fresh + cache reads + cache writes, the reads are
+    `cached_tokens`, and both cache counts are copied as top-level fields (LiteLLM)."""
+    prompt = fresh + cache_read + cache_write
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cache_read},
+        "cache_read_input_tokens": cache_read,
+        "cache_creation_input_tokens": cache_write,
+    }
 
 
 def document_texts(documents: Any) -> list[str]:
