@@ -368,3 +368,20 @@ def test_bare_messages_alias(gateway: Gateway, upstream: FakeUpstream) -> None:
     )
     assert response.status_code == 200
     assert response.json()["content"] == [{"type": "text", "text": "echo: yo"}]
+
+
+def test_answers_carry_the_gateway_headers(gateway: Gateway) -> None:
+    body = {
+        "model": "gpt-4o-mini",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    ids = set()
+    for _ in range(2):
+        response = httpx.post(
+            gateway.url + "/v1/messages", json=body, headers={"x-api-key": MASTER_KEY}
+        )
+        assert response.status_code == 200
+        assert response.headers["x-litellm-model-group"] == "gpt-4o-mini"
+        ids.add(response.headers["x-litellm-call-id"])
+    assert len(ids) == 2

@@ -24,7 +24,7 @@ from tianji.errors import InvalidRequest
 from tianji.guards.auth import Identity
 from tianji.providers import Call, FormPart
 
-__all__ = ["MULTIPART_OPERATIONS", "make_model_handler", "resolve_model"]
+__all__ = ["MULTIPART_OPERATIONS", "make_model_handler", "resolve_model", "response_headers"]
 
 MULTIPART_OPERATIONS = frozenset({"transcription", "image_edit", "image_variation"})
 
@@ -82,7 +82,7 @@ def make_model_handler(plan: RoutePlan, runtime: Runtime) -> Handler:
             drop_params=body.get("drop_params") if body is not None else None,
             openai_params=openai_params,
         )
-        return await relay(runtime, call, _headers(deployment))
+        return await relay(runtime, call, response_headers(deployment))
 
     return handler
 
@@ -106,7 +106,8 @@ def new_call_id() -> str:
     return f"{_CALL_ID_PREFIX}{next(_call_numbers):012x}"
 
 
-def _headers(deployment: Deployment) -> dict[str, str]:
+def response_headers(deployment: Deployment) -> dict[str, str]:
+    """The x-litellm-* headers of an answer served by `deployment`."""
     return {
         "x-litellm-call-id": new_call_id(),
         "x-litellm-model-id": deployment.id,

@@ -11,7 +11,6 @@ Any other deployment gets the request translated to OpenAI chat
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Literal
 
@@ -22,7 +21,7 @@ from litestar.response import Stream
 
 from tianji import tokens
 from tianji.api.body import decode_object, validate
-from tianji.api.llm.proxy import resolve_model
+from tianji.api.llm.proxy import resolve_model, response_headers
 from tianji.api.llm.relay import SSE_HEADERS
 from tianji.api.native import anthropic_native as native
 from tianji.api.native.anthropic_in import (
@@ -111,15 +110,6 @@ def _handler(
     return handler
 
 
-def _headers(deployment: Deployment) -> dict[str, str]:
-    return {
-        "x-litellm-call-id": str(uuid.uuid4()),
-        "x-litellm-model-id": deployment.id,
-        "x-litellm-model-group": deployment.group,
-        "x-litellm-model-api-base": deployment.api_base,
-    }
-
-
 async def _messages(
     runtime: Runtime,
     request: Request[Any, Any, Any],
@@ -129,7 +119,7 @@ async def _messages(
     deployment: Deployment,
 ) -> Response[bytes] | Stream:
     model = deployment.upstream_model(resolved.capture)
-    headers = _headers(deployment)
+    headers = response_headers(deployment)
     if native.is_native(deployment):
         stream = body.get("stream") is True
         return await native.relay(
@@ -226,7 +216,13 @@ async def _count_tokens(
     if native.is_native(deployment):
         payload = native.with_model(raw, body, model)
         return await native.relay(
-            runtime, request, deployment, payload, _headers(deployment), False, "/count_tokens"
+            runtime,
+            request,
+            deployment,
+            payload,
+            response_headers(deployment),
+            False,
+            "/count_tokens",
         )
     extras = keeps_native_extras(deployment.provider)
     messages = openai_messages(body, extras)
@@ -234,5 +230,5 @@ async def _count_tokens(
     return Response(
         msgspec.json.encode({"input_tokens": count}),
         media_type="application/json",
-        headers=_headers(deployment),
+        headers=response_headers(deployment),
     )
